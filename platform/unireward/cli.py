@@ -1,0 +1,217 @@
+"""The `unireward` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="unireward",
+    help="One multimodal judge for image/video generation and understanding: judge, curate, train, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Checkpoint utilities.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (side by side against a baseline in the same process).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (DeepSpeed's accelerator probe, HF progress bars) off our output."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("DeepSpeed", "deepspeed", "transformers", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+class TinyKind(str, Enum):
+    judge = "judge"
+    t2i = "t2i"
+    t2v = "t2v"
+
+
+class Method(str, Enum):
+    logits = "logits"
+    generate = "generate"
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+@models_app.command("build-tiny")
+def build_tiny(
+    kind: TinyKind = typer.Option(..., help="judge (Qwen-VL VLM), t2i (Stable Diffusion layout) or t2v (UNet3D)"),
+    out: Path = typer.Option(..., help="folder to write the checkpoint to"),
+    arch: str = typer.Option("qwen2_5_vl", help="judge only: qwen2_5_vl, qwen2_vl or qwen3_vl"),
+    size: str = typer.Option("small", help="judge only: nano, small, mini or base"),
+    seed: int = typer.Option(0, help="weight initialisation seed"),
+) -> None:
+    """Build a tiny, real checkpoint folder (random weights) that from_pretrained loads."""
+    _quiet_libraries()
+    from .models.tiny import build_tiny as _build
+
+    kwargs = dict(arch=arch, size=size) if kind is TinyKind.judge else {}
+    try:
+        path = _build(kind.value, out, seed=seed, **kwargs)
+    except ValueError as e:
+        _fail(str(e))
+    info = json.loads((Path(path) / "unireward_tiny.json").read_text())
+    typer.echo(json.dumps(dict(path=str(path), **info)))
+
+
+@app.command()
+def synth(
+    out: str = typer.Option(..., help="output folder or s3:// prefix"),
+    n: int = typer.Option(8, help="prompts per task"),
+    seed: int = typer.Option(0),
+    candidates: int = typer.Option(4, help="candidates per prompt"),
+    corrupt: int = typer.Option(0, help="per task, damage this many media files (robustness testing)"),
+    task: Optional[list[str]] = typer.Option(None, help="tasks to generate (default: all four)"),
+    pairs: str = typer.Option("adjacent", help="item pairs per pool row: adjacent or all"),
+) -> None:
+    """Write the synthetic world: pools and items (Parquet) plus media, with ground truth."""
+    from .synth.world import TASKS, generate_world
+
+    try:
+        s = generate_world(out, n=n, seed=seed, n_candidates=candidates, corrupt=corrupt,
+                           tasks=tuple(task) if task else TASKS, pairs=pairs)
+    except ValueError as e:
+        _fail(str(e))
+    typer.echo(json.dumps(dict(root=s.root, pools=s.pools, items=s.items, corrupted=len(s.corrupted)), indent=2))
+
+
+@app.command()
+def judge(
+    model: str = typer.Option(..., help="judge checkpoint folder"),
+    task: str = typer.Option(..., help="image_generation, image_understanding, video_generation or video_understanding"),
+    prompt: str = typer.Option(..., help="the caption (generation) or the question (understanding)"),
+    a: Optional[str] = typer.Option(None, "--a", help="pair: first candidate (media path/URI, or answer text)"),
+    b: Optional[str] = typer.Option(None, "--b", help="pair: second candidate"),
+    candidate: Optional[str] = typer.Option(None, help="point: the one candidate"),
+    context: Optional[str] = typer.Option(None, help="understanding tasks: the image or video"),
+    method: Method = typer.Option(Method.logits),
+    swap: bool = typer.Option(False, help="judge the pair in both orders and combine"),
+    multi: bool = typer.Option(False, help="point: multi-dimension scores (generation tasks)"),
+    family: str = typer.Option("qwen", help="protocol family (phrasing): qwen or llava"),
+    protocols: Optional[Path] = typer.Option(None, help="YAML file overriding protocol templates"),
+    device: Optional[str] = typer.Option(None),
+    dtype: Optional[str] = typer.Option(None, help="bfloat16, float16 or float32 (default: bf16 on GPU)"),
+    max_new_tokens: int = typer.Option(256, help="generate method: new-token limit"),
+) -> None:
+    """Judge one pair (--a/--b) or one point (--candidate); prints the judgment as JSON.
+    Exit status 0 when judged (ok or unparsed), 2 for invalid input or errors."""
+    _quiet_libraries()
+    from .judge.model import RewardModel
+    from .judge.types import JudgeItem, Mode, Status
+
+    if (a is None) != (b is None):
+        _fail("a pair needs both --a and --b")
+    if (a is None) == (candidate is None):
+        _fail("give either --a and --b (pair) or --candidate (point)")
+    cands = [a, b] if a is not None else [candidate]
+    mode = Mode.POINT_MULTI if multi else None
+    try:
+        rm = RewardModel(model, device=device, dtype=dtype, family=family, protocols=protocols,
+                         max_new_tokens=max_new_tokens)
+    except (OSError, ValueError) as e:
+        _fail(f"cannot load judge {model!r}: {e}")
+    j = rm.judge([JudgeItem(task, prompt, cands, context=context, mode=mode)], method=method.value, swap=swap)[0]
+    typer.echo(json.dumps(j.to_dict(), indent=2))
+    if j.status in (Status.INVALID_INPUT, Status.ERROR):
+        raise typer.Exit(2)
+
+
+@app.command("protocols")
+def protocols_cmd(
+    family: Optional[str] = typer.Option(None, help="only this family"),
+    show: Optional[str] = typer.Option(None, help="print one protocol in full, e.g. qwen/image_generation/pair_rank"),
+    overrides: Optional[Path] = typer.Option(None, help="YAML file overriding protocol templates"),
+) -> None:
+    """List the protocol registry (prompt templates, verdict phrases, score scales)."""
+    from .judge.protocols import ProtocolError, default_registry
+
+    try:
+        reg = default_registry().with_overrides(overrides)
+    except ProtocolError as e:
+        _fail(str(e))
+    for p in reg:
+        if family and p.family != family:
+            continue
+        if show and p.id != show:
+            continue
+        answer = dict(p.verdicts) if p.verdicts else [f"{s.marker} {s.low}-{s.high}" for s in p.scales]
+        if show:
+            typer.echo(json.dumps(dict(id=p.id, digest=p.digest, template=p.template, answers=answer,
+                                       answer_prefix=p.answer_prefix), indent=2))
+        else:
+            typer.echo(f"{p.id:48s} {p.digest}  {answer}")
+
+
+@app.command()
+def demo(
+    workdir: str = typer.Option("runs/demo", help="where the demo writes its checkpoint, data and report"),
+    n: int = typer.Option(6, help="prompts per task"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Run the main job end to end on the embedded default (CPU, tiny models, synthetic data)."""
+    _quiet_libraries()
+    from .demo import run_demo
+
+    run_demo(workdir, n=n, seed=seed)
+
+
+@bench_app.command("judge")
+def bench_judge_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    model: Optional[str] = typer.Option(None, help="an existing judge checkpoint (default: build one)"),
+    shape: str = typer.Option("tiny", help="tiny, or 7b: a Qwen2.5-VL-7B-shaped random model (GPU)"),
+    size: str = typer.Option("mini", help="tiny judge size: nano, small, mini or base"),
+    pairs: int = typer.Option(16, help="pairs per timed run"),
+    batch_size: int = typer.Option(8, help="batch size of the batched methods"),
+    repeats: int = typer.Option(3, help="timed runs per method (median)"),
+    device: Optional[str] = typer.Option(None),
+    dtype: Optional[str] = typer.Option(None),
+) -> None:
+    """Seed-style judging (batch 1, generate, parse) vs batched generate vs the logit method."""
+    _quiet_libraries()
+    from .bench import bench_judge
+
+    log = (lambda s: typer.echo(s, err=True)) if as_json else typer.echo
+    r = bench_judge(model=model, n_pairs=pairs, size=size, shape=shape, device=device, dtype=dtype,
+                    batch_size=batch_size, repeats=repeats, log=log)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"\n{'method':28s} {'pairs/s':>10s} {'vs seed-style':>14s}")
+    for k, v in r["pairs_per_s"].items():
+        typer.echo(f"{k:28s} {v:10.2f} {r['speedup_vs_seed'][k]:13.2f}x")
+    typer.echo(json.dumps(r["setup"]))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

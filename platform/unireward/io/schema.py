@@ -1,0 +1,84 @@
+"""The record schemas (one module for all of them) and Parquet helpers.
+
+- **pool**: one row per prompt with its N candidates (what curation consumes and produces).
+- **item**: one row per thing to judge: a pair (two candidates) or a point (one candidate).
+
+Media references are strings: an absolute path, an ``s3://`` URI, a ``data:`` URI, or a path
+relative to the folder of the Parquet file that holds the row (so a dataset folder can be moved).
+For generation tasks the candidates are media references; for understanding tasks they are answer
+texts and ``context`` is the media reference.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import storage
+
+CANDIDATE = pa.struct(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),  # understanding tasks: the answer
+        ("media", pa.string()),  # generation tasks: the image or video
+        ("gt_score", pa.float64()),  # ground truth in [0, 1] where known (synthetic world)
+        ("seed", pa.int64()),  # generator seed where the candidate was sampled
+    ]
+)
+
+POOL_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("task", pa.string()),
+        ("prompt", pa.string()),
+        ("context", pa.string()),
+        ("candidates", pa.list_(CANDIDATE)),
+        ("meta", pa.string()),  # JSON: free-form description (e.g. the synthetic scene)
+    ]
+)
+
+ITEM_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("task", pa.string()),
+        ("mode", pa.string()),  # pair_rank | point_score | point_multi
+        ("prompt", pa.string()),
+        ("context", pa.string()),
+        ("candidates", pa.list_(pa.string())),  # media refs (generation) or answer texts (understanding)
+        ("label", pa.string()),  # pairs: ground-truth verdict first | second | tie, where known
+        ("gt_scores", pa.list_(pa.float64())),  # ground truth per candidate in [0, 1], where known
+    ]
+)
+
+
+def resolve_media(ref: str | None, base: str | None) -> str | None:
+    """Makes a relative media reference absolute against ``base`` (the Parquet file's folder)."""
+    if ref is None or base is None:
+        return ref
+    if "://" in ref or ref.startswith("data:") or os.path.isabs(ref):
+        return ref
+    return storage.join(base, ref)
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], schema: pa.Schema, uri: str) -> None:
+    """Writes rows (dicts) with ``schema`` to one Parquet file, atomically."""
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    storage.write_bytes(uri, buf.getvalue())
+
+
+def read_parquet(uri: str) -> list[dict[str, Any]]:
+    fs, path = storage.resolve(uri)
+    return pq.read_table(path, filesystem=fs).to_pylist()
+
+
+def parent(uri: str) -> str:
+    """The folder of a file path or URI (the base for its relative media references)."""
+    if storage.is_s3(uri):
+        return uri.rsplit("/", 1)[0]
+    return os.path.dirname(os.path.abspath(uri))

@@ -1,0 +1,528 @@
+"""RewardModel: a VLM judge loaded from any HF checkpoint folder whose processor has a chat
+template (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, ...), judging items of all four tasks.
+
+Two methods:
+- ``generate``: batched greedy generation (left padding, token-budget batches sorted by length),
+  then the forgiving parser of ``parsing.py``; the raw text is kept.
+- ``logits``: no generation. The answer prefix is forced and the verdict or score is read from
+  next-token probabilities (see ``trie.py``): for a pair, P(first), P(second) [, P(tie)] from one
+  forward pass that keeps only the last few positions' logits; for a point, the expected score
+  over the scale. Multi-dimension scores are read one dimension after the other over a KV cache,
+  each conditioned on the previous dimensions' most likely values.
+
+``swap=True`` judges each pair in both orders and combines them (mean probabilities; for text
+verdicts, disagreeing orders become a tie, flagged ``agreement=False``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .. import __version__
+from ..io.media import MediaError, MediaLimits, Video, load_media
+from .batching import plan_batches
+from .parsing import parse
+from .protocols import DEFAULT_FAMILY, Protocol, ProtocolRegistry, default_registry
+from .trie import AnswerTrie, build_trie
+from .types import JudgeItem, Judgment, Mode, Status, Task, swap_verdict
+
+log = logging.getLogger(__name__)
+METHODS = ("logits", "generate")
+_PER_TOKEN_FILL = {"input_ids": None, "attention_mask": 0, "mm_token_type_ids": 0, "token_type_ids": 0}
+
+
+@dataclass
+class _Request:
+    index: int  # position of the item in the judge() call
+    order: int  # 0: candidates as given; 1: swapped
+    protocol: Protocol
+    enc: dict[str, Any]  # processor output for this one sequence (batch dimension 1)
+
+    @property
+    def length(self) -> int:
+        return int(self.enc["input_ids"].shape[1])
+
+
+@dataclass
+class _Plan:
+    """How the logit method reads one protocol's answer."""
+
+    tries: list[AnswerTrie]  # one (pair / point_score) or one per dimension (point_multi)
+    connector: tuple[int, ...] = ()  # point_multi: tokens between one dimension's line and the next
+    values: list[dict[str, float]] = field(default_factory=list)  # per trie: answer label -> numeric value
+
+    @property
+    def one_pass(self) -> bool:
+        return len(self.tries) == 1 and self.tries[0].single_path
+
+
+class RewardModel:
+    """A multimodal judge. ``model_path``: a local folder (or anything ``from_pretrained`` takes)."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        attn_implementation: str | None = "sdpa",
+        family: str = DEFAULT_FAMILY,
+        protocols: ProtocolRegistry | str | os.PathLike | None = None,
+        token_budget: int = 16384,
+        max_batch_size: int = 32,
+        max_new_tokens: int = 256,
+        media: MediaLimits = MediaLimits(),
+        trust_remote_code: bool = False,
+        generation_kwargs: dict[str, Any] | None = None,
+    ):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.model_path = os.fspath(model_path)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = dtype or ("bfloat16" if self.device.type == "cuda" else "float32")
+        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        self.family = family
+        if isinstance(protocols, ProtocolRegistry):
+            self.protocols = protocols
+        else:
+            self.protocols = default_registry().with_overrides(protocols)
+        if family not in self.protocols.families():
+            raise ValueError(f"unknown protocol family {family!r}; known: {self.protocols.families()}")
+        self.token_budget = token_budget
+        self.max_batch_size = max_batch_size
+        self.max_new_tokens = max_new_tokens
+        self.media = media
+        self.generation_kwargs = dict(generation_kwargs or {})  # extra model.generate() arguments
+
+        self.processor = AutoProcessor.from_pretrained(self.model_path, trust_remote_code=trust_remote_code)
+        if not getattr(self.processor, "chat_template", None):
+            raise ValueError(f"{self.model_path}: the processor has no chat template; a VLM judge needs one")
+        self.tokenizer = self.processor.tokenizer
+        kwargs: dict[str, Any] = dict(dtype=self.dtype, trust_remote_code=trust_remote_code)
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        self.model = AutoModelForImageTextToText.from_pretrained(self.model_path, **kwargs).to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._plans: dict[str, _Plan] = {}
+        self.revision = getattr(self.model.config, "_commit_hash", None)
+
+    # ------------------------------------------------------------------------------ public API
+    def judge(
+        self,
+        items: Sequence[JudgeItem],
+        method: str = "logits",
+        swap: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Judgment]:
+        """Judges ``items``; returns one Judgment per item, in input order. Bad items and media
+        become ``invalid_input`` judgments; the rest are judged."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        results: dict[tuple[int, int], Judgment] = {}
+        final: dict[int, Judgment] = {}
+        requests: list[_Request] = []
+        media_cache: dict[tuple[str, str], Any] = {}
+        for i, item in enumerate(items):
+            try:
+                problem = item.problem()
+                protocol = None if problem else self.protocols.get(self.family, item.task, item.resolved_mode())
+            except KeyError as e:
+                problem, protocol = str(e.args[0]), None
+            if problem or protocol is None:
+                final[i] = self._invalid(item, method, problem or "no protocol")
+                continue
+            orders = [item, item.swapped()] if swap and protocol.mode is Mode.PAIR_RANK else [item]
+            try:
+                for k, it in enumerate(orders):
+                    requests.append(_Request(i, k, protocol, self._encode(it, protocol, media_cache)))
+            except MediaError as e:
+                requests = [r for r in requests if r.index != i]
+                final[i] = self._invalid(item, method, f"{e.code}: {e.reason}", protocol)
+            except Exception as e:  # noqa: BLE001 - a processor failure on one item must not stop the rest
+                requests = [r for r in requests if r.index != i]
+                final[i] = self._invalid(item, method, f"preprocessing failed: {type(e).__name__}: {e}", protocol)
+        if method == "logits":
+            for r in requests:
+                self._plan(r.protocol)  # fail early (and clearly) on a protocol this tokenizer cannot read
+        groups: dict[str, list[_Request]] = defaultdict(list)
+        for r in requests:
+            groups[r.protocol.id].append(r)
+        done = 0
+        for reqs in groups.values():
+            extra = self.max_new_tokens if method == "generate" else len(max(self._plan(reqs[0].protocol).tries[0].paths, key=len))
+            for batch_idx in plan_batches([r.length for r in reqs], self.token_budget, self.max_batch_size, extra):
+                batch = [reqs[j] for j in batch_idx]
+                for r, j in zip(batch, self._run_isolating(batch, method)):
+                    results[(r.index, r.order)] = j
+                done += len(batch)
+                if progress:
+                    progress(done, len(requests))
+        for i, item in enumerate(items):
+            if i in final:
+                continue
+            if (i, 1) in results:
+                final[i] = _combine_swap(results[(i, 0)], results[(i, 1)])
+            else:
+                final[i] = results[(i, 0)]
+            final[i].item_id = item.id
+        return [final[i] for i in range(len(items))]
+
+    def provenance(self, protocol: Protocol | None, method: str, swap: bool = False) -> dict[str, Any]:
+        import transformers
+
+        prov: dict[str, Any] = dict(
+            model=self.model_path, revision=self.revision, method=method, swap=swap,
+            dtype=str(self.dtype).replace("torch.", ""), unireward=__version__, transformers=transformers.__version__,
+        )
+        if protocol is not None:
+            prov.update(protocol=protocol.id, protocol_digest=protocol.digest)
+        if method == "generate":
+            prov["decoding"] = dict(greedy=True, max_new_tokens=self.max_new_tokens, **self.generation_kwargs)
+        return prov
+
+    # ------------------------------------------------------------------------------ preprocessing
+    def messages(self, item: JudgeItem, protocol: Protocol) -> list[dict[str, Any]]:
+        """The chat: one user turn, visuals first, then the protocol's text."""
+        kind = Task(item.task).media_kind
+        n_media = len(item.candidates) if protocol.task.is_generation else 1
+        parts: list[dict[str, Any]] = [{"type": kind} for _ in range(n_media)]
+        parts.append({"type": "text", "text": protocol.render(item)})
+        return [{"role": "user", "content": parts}]
+
+    def _encode(self, item: JudgeItem, protocol: Protocol, media_cache: dict) -> dict[str, Any]:
+        kind = Task(item.task).media_kind
+        sources = list(item.candidates) if protocol.task.is_generation else [item.context]
+        visuals = []
+        for src in sources:
+            key = (kind, src) if isinstance(src, str) else None
+            if key is not None and key in media_cache:
+                visuals.append(media_cache[key])
+                continue
+            v = load_media(src, kind, self.media)
+            if key is not None:
+                media_cache[key] = v
+            visuals.append(v)
+        text = self.processor.apply_chat_template(self.messages(item, protocol), add_generation_prompt=True, tokenize=False)
+        kwargs: dict[str, Any] = {}
+        if kind == "image":
+            kwargs["images"] = visuals
+        else:
+            vids: list[Video] = visuals
+            kwargs["videos"] = [v.frames for v in vids]
+            kwargs["video_metadata"] = [v.metadata() for v in vids]
+            kwargs["do_sample_frames"] = False
+        enc = self.processor(text=[text], return_tensors="pt", **kwargs)
+        return dict(enc)
+
+    def _collate(self, encs: list[dict[str, Any]], suffixes: list[Sequence[int]] | None = None) -> dict[str, Any]:
+        """Left-pads the per-token tensors (optionally appending ``suffixes`` of answer tokens) and
+        concatenates the visual tensors."""
+        import torch
+
+        rows = []
+        for k, enc in enumerate(encs):
+            row = dict(enc)
+            if suffixes is not None and len(suffixes[k]):
+                suf = torch.tensor([list(suffixes[k])], dtype=row["input_ids"].dtype)
+                for key, fill in _PER_TOKEN_FILL.items():
+                    if key in row:
+                        add = suf if fill is None else torch.full_like(suf, 1 if key == "attention_mask" else fill)
+                        row[key] = torch.cat([row[key], add], dim=1)
+            rows.append(row)
+        width = max(r["input_ids"].shape[1] for r in rows)
+        batch: dict[str, Any] = {}
+        for key in rows[0]:
+            vals = [r[key] for r in rows]
+            if key in _PER_TOKEN_FILL:
+                fill = self.pad_id if key == "input_ids" else 0
+                batch[key] = torch.cat(
+                    [torch.cat([torch.full((1, width - v.shape[1]), fill, dtype=v.dtype), v], dim=1) for v in vals]
+                )
+            elif isinstance(vals[0], torch.Tensor):
+                batch[key] = torch.cat(vals, dim=0)
+            elif isinstance(vals[0], list):
+                batch[key] = [x for v in vals for x in v]
+            else:
+                batch[key] = vals[0]
+        return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+
+    # ------------------------------------------------------------------------------ running
+    def _run_isolating(self, batch: list[_Request], method: str) -> list[Judgment]:
+        """Runs a batch; if it fails, runs its rows one by one so one bad row fails alone."""
+        try:
+            return self._run(batch, method)
+        except Exception as e:  # noqa: BLE001
+            if len(batch) == 1:
+                log.warning("judging item %d failed: %s", batch[0].index, e)
+                r = batch[0]
+                return [Judgment(None, r.protocol.task.value, r.protocol.mode.value, method, Status.ERROR,
+                                 reason=f"{type(e).__name__}: {e}", provenance=self.provenance(r.protocol, method))]
+            log.warning("a batch of %d failed (%s); retrying its rows one by one", len(batch), e)
+            return [self._run_isolating([r], method)[0] for r in batch]
+
+    def _run(self, batch: list[_Request], method: str) -> list[Judgment]:
+        import torch
+
+        with torch.inference_mode():
+            if method == "generate":
+                return self._run_generate(batch)
+            return self._run_logits(batch)
+
+    def _run_generate(self, batch: list[_Request]) -> list[Judgment]:
+        inputs = self._collate([r.enc for r in batch])
+        out = self.model.generate(
+            **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+            temperature=None, top_p=None, top_k=None, pad_token_id=self.pad_id, **self.generation_kwargs,
+        )
+        new = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        results = []
+        for r, text in zip(batch, texts):
+            p = parse(text, r.protocol)
+            j = Judgment(None, r.protocol.task.value, r.protocol.mode.value, "generate", p.status, reason=p.reason,
+                         verdict=p.verdict, score=p.score, dims=p.dims, raw_text=text,
+                         provenance=self.provenance(r.protocol, "generate"))
+            if p.score is not None:
+                j.score_norm = _normalize(r.protocol, p.score, p.dims)
+            results.append(j)
+        return results
+
+    # ------------------------------------------------------------------------------ logit method
+    def _tokens(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _plan(self, protocol: Protocol) -> _Plan:
+        key = f"{protocol.id}@{protocol.digest}"
+        if key in self._plans:
+            return self._plans[key]
+        if protocol.mode is Mode.PAIR_RANK:
+            opts = protocol.verdict_options()
+            plan = _Plan([self._trie(opts, protocol)], values=[{}])
+        else:
+            tries, values = [], []
+            for scale in protocol.scales:
+                opts = protocol.score_options(scale)
+                tries.append(self._trie(opts, protocol))
+                values.append({k: float(k) for k in opts})
+            plan = _Plan(tries, values=values)
+            if protocol.mode is Mode.POINT_MULTI:
+                plan.connector = self._tokens("\n")
+                first = protocol.score_options(protocol.scales[0])
+                second = protocol.score_options(protocol.scales[1])
+                a, b = next(iter(first.values())), next(iter(second.values()))
+                if self._tokens(a + "\n" + b) != self._tokens(a) + plan.connector + self._tokens(b):
+                    raise ValueError(
+                        f"{protocol.id}: this tokenizer merges tokens across the line break between score lines, "
+                        "so the logit method cannot read multi-dimension scores; use method='generate'"
+                    )
+        self._plans[key] = plan
+        return plan
+
+    def _trie(self, options: dict[str, str], protocol: Protocol) -> AnswerTrie:
+        try:
+            return build_trie({k: self._tokens(v) for k, v in options.items()})
+        except ValueError as e:
+            raise ValueError(f"{protocol.id}: the logit method cannot separate the answers: {e}") from None
+
+    def _run_logits(self, batch: list[_Request]) -> list[Judgment]:
+        protocol = batch[0].protocol
+        plan = self._plan(protocol)
+        if plan.one_pass:
+            trie = plan.tries[0]
+            inputs = self._collate([r.enc for r in batch], [trie.path] * len(batch))
+            logits = self.model(**inputs, use_cache=False, logits_to_keep=trie.keep()).logits
+            logp = logits.float().log_softmax(-1)  # (B, keep, V)
+            offset = len(trie.path) - trie.keep() + 1  # query q's distribution is at index len(q) - offset
+            reads = [self._read(trie, lambda q, b=b: logp[b, len(q) - offset]) for b in range(len(batch))]
+            dims_reads = [[x] for x in reads]
+        else:
+            dims_reads = self._read_with_cache(batch, plan)
+        return [self._logit_judgment(r, plan, reads) for r, reads in zip(batch, dims_reads)]
+
+    @staticmethod
+    def _read(trie: AnswerTrie, dist_at: Callable) -> tuple[dict[str, float], float]:
+        dist = {}
+        for q in trie.queries:
+            lp = dist_at(q)
+            dist[q] = {c: float(lp[c].exp()) for c in trie.children(q)}
+        return trie.combine(dist)
+
+    def _read_with_cache(self, batch: list[_Request], plan: _Plan) -> list[list[tuple[dict[str, float], float]]]:
+        """Reads answers over a KV cache: the prompt (plus the first answer's shared prefix) is
+        encoded once; each further query path is a short continuation that is then cropped away."""
+        first = plan.tries[0]
+        inputs = self._collate([r.enc for r in batch], [first.common] * len(batch))
+        session = _Session(self, inputs)
+        reads: list[list[tuple[dict[str, float], float]]] = [[] for _ in batch]
+        for d, trie in enumerate(plan.tries):
+            root = session.last  # (B, V): next-token log-probs after the shared prefix
+            if len(trie.queries) > 1:
+                n_paths = len(trie.paths)
+                rows = [b for b in range(len(batch)) for _ in range(n_paths)]
+                seqs = [list(p[len(trie.common):]) for _ in range(len(batch)) for p in trie.paths]
+                logp = session.extend(seqs, rows)  # (B * n_paths, L, V)
+            for b in range(len(batch)):
+                def dist_at(q, b=b):
+                    if len(q) == len(trie.common):
+                        return root[b]
+                    for k, p in enumerate(trie.paths):
+                        if p[: len(q)] == q:
+                            return logp[b * n_paths + k, len(q) - len(trie.common) - 1]
+                    raise AssertionError("query not on any path")
+                reads[b].append(self._read(trie, dist_at))
+            if len(trie.queries) > 1:
+                session.crop(max(len(p) for p in trie.paths) - len(trie.common),
+                             rows=[b * n_paths for b in range(len(batch))])
+            if d + 1 < len(plan.tries):  # write this dimension's most likely value, then the next line's prefix
+                nxt = plan.tries[d + 1]
+                seqs = []
+                for b in range(len(batch)):
+                    probs, _ = reads[b][d]
+                    best = max(probs, key=probs.get)
+                    seqs.append(list(trie.options[best][len(trie.common):]) + list(plan.connector) + list(nxt.common))
+                session.extend(seqs)
+        return reads
+
+    def _logit_judgment(self, r: _Request, plan: _Plan, reads: list[tuple[dict[str, float], float]]) -> Judgment:
+        p = r.protocol
+        j = Judgment(None, p.task.value, p.mode.value, "logits", Status.OK, provenance=self.provenance(p, "logits"))
+        if p.mode is Mode.PAIR_RANK:
+            probs, mass = reads[0]
+            j.probs = probs
+            j.verdict = max(probs, key=probs.get)
+            j.mass = mass
+            return j
+        expected = [sum(plan.values[d][k] * v for k, v in probs.items()) for d, (probs, _) in enumerate(reads)]
+        j.mass = min(m for _, m in reads)
+        if p.mode is Mode.POINT_SCORE:
+            j.score = expected[0]
+            j.distribution = reads[0][0]
+        else:
+            j.dims = {s.name: e for s, e in zip(p.scales, expected)}
+            j.score = sum(expected) / len(expected)
+        j.score_norm = _normalize(p, j.score, j.dims)
+        return j
+
+    def _invalid(self, item: JudgeItem, method: str, reason: str, protocol: Protocol | None = None) -> Judgment:
+        task = item.task.value if isinstance(item.task, Task) else str(item.task)
+        try:
+            mode = item.resolved_mode().value
+        except ValueError:
+            mode = str(item.mode)
+        return Judgment(item.id, task, mode, method, Status.INVALID_INPUT, reason=reason,
+                        provenance=self.provenance(protocol, method))
+
+
+class _Session:
+    """A batch encoded once with a KV cache, extended by short continuations."""
+
+    def __init__(self, rm: RewardModel, inputs: dict[str, Any]):
+        import torch
+
+        self.rm = rm
+        inner = getattr(rm.model, "model", None)
+        if inner is not None and hasattr(inner, "rope_deltas"):
+            inner.rope_deltas = None  # never reuse the previous batch's value
+        out = rm.model(**inputs, use_cache=True, logits_to_keep=1)
+        self.cache = _cache_of(out)
+        self.mask = inputs["attention_mask"]
+        self.last = out.logits[:, -1].float().log_softmax(-1)
+        deltas = getattr(inner, "rope_deltas", None) if inner is not None else None
+        self.mrope = inner is not None and hasattr(inner, "rope_deltas")
+        if self.mrope and deltas is None:  # text-only batch: positions are plain
+            deltas = torch.zeros(self.mask.shape[0], 1, dtype=torch.long, device=self.mask.device)
+        self.deltas = deltas
+
+    def _select(self, rows: list[int]) -> None:
+        import torch
+
+        idx = torch.tensor(rows, device=self.mask.device)
+        self.cache.reorder_cache(idx)
+        self.mask = self.mask[idx]
+        self.last = self.last[idx]
+        if self.deltas is not None:
+            self.deltas = self.deltas[idx]
+
+    def extend(self, seqs: list[list[int]], rows: list[int] | None = None):
+        """Appends ``seqs[i]`` after row ``rows[i]`` (default: row i) and returns the log-probs at every
+        new position (R, L, V). ``last`` becomes each row's distribution after its last new token."""
+        import torch
+
+        if rows is not None:
+            self._select(rows)
+        n, width = len(seqs), max(len(s) for s in seqs)
+        ids = torch.full((n, width), self.rm.pad_id, dtype=torch.long, device=self.mask.device)
+        new_mask = torch.zeros((n, width), dtype=self.mask.dtype, device=self.mask.device)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            new_mask[i, : len(s)] = 1
+        pos = self.mask.sum(-1, keepdim=True) + torch.arange(width, device=self.mask.device)[None, :]
+        if self.mrope:
+            position_ids = (pos + self.deltas).unsqueeze(0).expand(3, -1, -1)
+        else:
+            position_ids = pos
+        self.mask = torch.cat([self.mask, new_mask], dim=1)
+        out = self.rm.model(input_ids=ids, attention_mask=self.mask, position_ids=position_ids, use_cache=True,
+                            **{self.rm._cache_kw: self.cache})
+        self.cache = _cache_of(out)
+        logp = out.logits.float().log_softmax(-1)
+        last_idx = torch.tensor([len(s) - 1 for s in seqs], device=logp.device)
+        self.last = logp[torch.arange(n, device=logp.device), last_idx]
+        return logp
+
+    def crop(self, n: int, rows: list[int]) -> None:
+        """Drops the last ``n`` positions and keeps ``rows`` (undoing an expanding extend)."""
+        self.cache.crop(-n)
+        self.mask = self.mask[:, :-n]
+        self._select(rows)
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache of a forward's output (``cache`` in newer transformers, ``past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def _normalize(protocol: Protocol, score: float, dims: dict[str, float] | None) -> float:
+    if dims:
+        return sum(s.normalize(dims[s.name]) for s in protocol.scales if s.name in dims) / len(dims)
+    return protocol.scales[0].normalize(score)
+
+
+def _combine_swap(a: Judgment, b: Judgment) -> Judgment:
+    """Combines the (A, B) judgment ``a`` with the (B, A) judgment ``b`` (in its own order)."""
+    prov = dict(a.provenance, swap=True)
+    orders = [dataclasses.replace(a, provenance={}), dataclasses.replace(b, provenance={})]
+    out = Judgment(None, a.task, a.mode, a.method, Status.OK, orders=orders, provenance=prov)
+    bad = [(name, j) for name, j in (("A,B", a), ("B,A", b)) if j.status is not Status.OK]
+    if bad:
+        worst = Status.ERROR if any(j.status is Status.ERROR for _, j in bad) else (
+            Status.INVALID_INPUT if any(j.status is Status.INVALID_INPUT for _, j in bad) else Status.UNPARSED)
+        out.status = worst
+        out.reason = "; ".join(f"order {name}: {j.status.value} ({j.reason})" for name, j in bad)
+        return out
+    if a.probs is not None and b.probs is not None:
+        back = {k: b.probs[swap_verdict(k)] for k in b.probs}
+        out.probs = {k: (a.probs[k] + back[k]) / 2 for k in a.probs}
+        out.verdict = max(out.probs, key=out.probs.get)
+        out.agreement = max(a.probs, key=a.probs.get) == max(back, key=back.get)
+        out.mass = (a.mass + b.mass) / 2 if a.mass is not None and b.mass is not None else None
+        return out
+    vb = swap_verdict(b.verdict)
+    out.agreement = a.verdict == vb
+    if out.agreement:
+        out.verdict = a.verdict
+    else:
+        out.verdict = "tie"
+        out.reason = f"the two orders disagree (A,B: {a.verdict}; B,A mapped back: {vb}); recorded as a tie"
+    return out

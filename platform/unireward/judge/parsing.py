@@ -1,0 +1,167 @@
+"""Reading verdicts and scores out of a judge's free text.
+
+Rules (see docs/judge.md):
+- The text is NFKC-normalised (full-width digits, non-breaking spaces).
+- Where the answer is fenced, only the fence counts: the last ``<answer>...</answer>`` block, else the
+  text after a closed ``</think>``; an unclosed ``<think>`` means the reasoning was cut off before a
+  verdict, which is unparsed. Otherwise, if "Overall Judgment" occurs, only the text after its last
+  occurrence counts.
+- Pairs: every verdict phrase is found ("Image 1 is better", "... better than Image 2", "Answer 2 is
+  better", "Both images are equally good", ...); "Image 10" is not "Image 1". If the phrases agree,
+  that is the verdict. If they conflict, the verdict of the last sentence that holds one is used,
+  unless that sentence itself holds conflicting verdicts (then: unparsed).
+- Scores: the number right after the LAST score marker ("Final Score:"), never the first integer
+  anywhere; a value outside the protocol's scale is unparsed.
+- Nothing ever defaults to a verdict or a score: failure is ``status=unparsed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .protocols import Protocol, ScoreScale
+from .types import Mode, Status
+
+_NOUN = r"(image|video|answer|response|candidate|picture|clip)"
+_PAIR_RE = re.compile(
+    rf"\b{_NOUN}\s*#?\s*([12])(?!\d)\s+is\s+(?:clearly\s+|slightly\s+|much\s+|the\s+)?better"
+    rf"(?:\s+than\s+(?:the\s+)?(?:{_NOUN}\s*#?\s*)?([12])(?!\d))?",
+    re.IGNORECASE,
+)
+_TIE_RE = re.compile(
+    rf"\b(?:both|the\s+two)(?:\s+{_NOUN}s?)?\s+are\s+(?:equally\s+(?:good|bad|acceptable)|of\s+equal\s+quality|tied)"
+    r"|\bit(?:'s|\s+is)\s+a\s+tie\b|\bequally\s+good\b",
+    re.IGNORECASE,
+)
+_OVERALL_RE = re.compile(r"overall\s+judge?ment", re.IGNORECASE)
+_ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_SENTENCE_END = re.compile(r"[.!?\n;]")
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+
+
+@dataclass
+class Parsed:
+    status: Status
+    reason: str | None = None
+    verdict: str | None = None
+    score: float | None = None
+    dims: dict[str, float] | None = None
+
+
+def normalize_text(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "")
+
+
+def answer_region(text: str) -> tuple[str | None, str | None]:
+    """The part of ``text`` that holds the answer, or (None, reason) when there is none."""
+    text = normalize_text(text)
+    if not text.strip():
+        return None, "empty output"
+    blocks = _ANSWER_BLOCK_RE.findall(text)
+    if blocks:
+        return blocks[-1], None
+    lower = text.lower()
+    if "<answer>" in lower:  # opened but never closed: generation was cut off inside the answer
+        return text[lower.rindex("<answer>") + len("<answer>"):], None
+    if "<think>" in lower:
+        if "</think>" not in lower:
+            return None, "reasoning (<think>) was cut off before any answer"
+        text = text[lower.rindex("</think>") + len("</think>"):]
+        if not text.strip():
+            return None, "nothing after the reasoning (</think>)"
+    overall = list(_OVERALL_RE.finditer(text))
+    if overall:
+        text = text[overall[-1].end():]
+    return text, None
+
+
+def _verdict_matches(region: str) -> list[tuple[int, str]]:
+    """(position, verdict) for every verdict phrase in ``region``."""
+    found = []
+    for m in _PAIR_RE.finditer(region):
+        winner, loser = m.group(2), m.group(4)
+        if loser is not None and loser == winner:  # "Image 1 is better than Image 1": nonsense
+            continue
+        found.append((m.start(), "first" if winner == "1" else "second"))
+    for m in _TIE_RE.finditer(region):
+        found.append((m.start(), "tie"))
+    return sorted(found)
+
+
+def parse_pair(text: str) -> Parsed:
+    region, why = answer_region(text)
+    if region is None:
+        return Parsed(Status.UNPARSED, why)
+    found = _verdict_matches(region)
+    if not found:
+        return Parsed(Status.UNPARSED, "no verdict phrase found")
+    kinds = {v for _, v in found}
+    if len(kinds) == 1:
+        return Parsed(Status.OK, verdict=found[0][1])
+    # Conflicting phrases (reasoning usually discusses both): the conclusion is the last sentence
+    # that holds a verdict, if that sentence is itself unambiguous.
+    last_pos = found[-1][0]
+    starts = [m.end() for m in _SENTENCE_END.finditer(region, 0, last_pos)]
+    sent_start = starts[-1] if starts else 0
+    end_m = _SENTENCE_END.search(region, last_pos)
+    sent_end = end_m.start() if end_m else len(region)
+    in_sentence = {v for p, v in found if sent_start <= p < sent_end}
+    if len(in_sentence) == 1:
+        return Parsed(Status.OK, verdict=in_sentence.pop(), reason="conflicting verdict phrases; used the last sentence")
+    return Parsed(Status.UNPARSED, f"conflicting verdicts in the concluding sentence: {sorted(in_sentence)}")
+
+
+def _marker_regex(marker: str) -> re.Pattern:
+    """A forgiving regex for a score marker such as 'Final Score:' or 'Alignment Score (1-5):':
+    any case and spacing, optional markdown emphasis, optional '(lo-hi)' range, ':' or full-width."""
+    core = marker.strip().rstrip(":：").strip()
+    core = re.sub(r"\s*\(\s*\d+\s*-\s*\d+\s*\)\s*$", "", core)  # the range is optional
+    words = [re.escape(w) for w in core.split()]
+    pattern = r"\s*".join(words) + r"\s*(?:\(\s*\d+\s*[-–~]\s*\d+\s*\))?\s*\**\s*[:：]\s*\**"
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def read_score(region: str, scale: ScoreScale) -> tuple[float | None, str | None]:
+    """The number after the last occurrence of the scale's marker in ``region``."""
+    hits = list(_marker_regex(scale.marker).finditer(region))
+    if not hits:
+        return None, f"no '{scale.marker}' marker found"
+    after = region[hits[-1].end():]
+    m = re.match(r"\s*[\[\(\*]*\s*" + _NUMBER, after)
+    if not m:
+        return None, f"no number after the last '{scale.marker}'"
+    value = float(m.group(1))
+    if not scale.low <= value <= scale.high:
+        return None, f"{scale.name} {m.group(1)} is outside the scale {scale.low}-{scale.high}"
+    return value, None
+
+
+def parse_point(text: str, protocol: Protocol) -> Parsed:
+    region, why = answer_region(text)
+    if region is None:
+        return Parsed(Status.UNPARSED, why)
+    if protocol.mode is Mode.POINT_SCORE:
+        score, why = read_score(region, protocol.scales[0])
+        if score is None:
+            return Parsed(Status.UNPARSED, why)
+        return Parsed(Status.OK, score=score)
+    dims: dict[str, float] = {}
+    missing = []
+    for scale in protocol.scales:
+        value, why = read_score(region, scale)
+        if value is None:
+            missing.append(why)
+        else:
+            dims[scale.name] = value
+    if missing:
+        return Parsed(Status.UNPARSED, "; ".join(missing), dims=dims or None)
+    return Parsed(Status.OK, score=sum(dims.values()) / len(dims), dims=dims)
+
+
+def parse(text: str, protocol: Protocol) -> Parsed:
+    """Parses a judge's output under ``protocol``."""
+    if protocol.mode is Mode.PAIR_RANK:
+        return parse_pair(text)
+    return parse_point(text, protocol)

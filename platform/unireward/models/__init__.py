@@ -1,0 +1,1 @@
+"""Builders of tiny, real HF/diffusers checkpoints for tests and the demo."""

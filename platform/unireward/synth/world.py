@@ -1,0 +1,472 @@
+"""A seeded synthetic visual world with ground truth for all four tasks.
+
+Scenes are groups of coloured shapes ("two red circles on the left and one blue square on the
+right") rendered with Pillow; videos are one shape moving (direction, speed) and possibly changing
+colour, written as H.264 mp4. From them:
+
+- image_generation: a caption and N rendered candidates, each with some attributes wrong (colour,
+  shape, count, position) and some degradation (blur, noise). Ground truth:
+  0.75 * fraction of caption attributes satisfied + 0.25 * visual quality.
+- image_understanding: an image, a question about it, N answers (one correct, one right but with
+  a false extra claim, the rest wrong): ground truth 1.0 / 0.5 / 0.0.
+- video_generation: a motion caption and N videos with some of shape, colour, direction, speed and
+  colour change wrong, and some flicker; ground truth as for images.
+- video_understanding: a video, a question about its motion, N answers scored like images.
+
+Everything is a pure function of (seed, task, prompt index): regenerating gives identical rows and
+identical media bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from ..io import media as media_io
+from ..io import schema, storage
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 200, 30),
+    "purple": (140, 60, 190),
+    "orange": (245, 130, 30),
+}
+SHAPES = ("circle", "square", "triangle", "diamond")
+POSITIONS = ("left", "right", "top", "bottom", "center")
+POSITION_PHRASE = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
+                   "center": "in the center"}
+NUMBER_WORD = {1: "one", 2: "two", 3: "three"}
+DIRECTIONS = ("left", "right", "up", "down")
+SPEEDS = {"slowly": 2.0, "quickly": 5.0}  # pixels per frame at 96 px
+TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
+
+IMAGE_SIZE = 128
+VIDEO_SIZE = 96
+VIDEO_FRAMES = 12
+VIDEO_FPS = 8
+QUALITY_LEVELS = ((1.0, 0.0, 0.0), (0.6, 1.2, 10.0), (0.3, 2.5, 28.0))  # (quality, blur radius, noise sigma)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _plural(shape: str, n: int) -> str:
+    return shape if n == 1 else shape + "s"
+
+
+# ------------------------------------------------------------------------------------ scenes
+@dataclass(frozen=True)
+class Group:
+    shape: str
+    colour: str
+    count: int
+    position: str
+
+    def phrase(self) -> str:
+        return f"{NUMBER_WORD[self.count]} {self.colour} {_plural(self.shape, self.count)} {POSITION_PHRASE[self.position]}"
+
+
+def caption(groups: list[Group]) -> str:
+    return " and ".join(g.phrase() for g in groups)
+
+
+def random_scene(rng: np.random.Generator) -> list[Group]:
+    n_groups = int(rng.integers(1, 3))
+    positions = [str(rng.choice(POSITIONS))] if n_groups == 1 else list(
+        [("left", "right"), ("top", "bottom")][int(rng.integers(2))])
+    shapes = rng.choice(SHAPES, size=n_groups, replace=False)
+    colours = rng.choice(list(COLOURS), size=n_groups, replace=False)
+    return [Group(str(s), str(c), int(rng.integers(1, 4)), p) for s, c, p in zip(shapes, colours, positions)]
+
+
+def _other(rng: np.random.Generator, options, current):
+    return str(rng.choice([o for o in options if o != current]))
+
+
+def perturb(groups: list[Group], n_errors: int, rng: np.random.Generator) -> tuple[list[Group], int]:
+    """Introduces ``n_errors`` attribute errors; returns the scene and the number of attributes kept."""
+    groups = list(groups)
+    slots = [(gi, attr) for gi in range(len(groups)) for attr in ("shape", "colour", "count", "position")]
+    picked = rng.choice(len(slots), size=min(n_errors, len(slots)), replace=False)
+    for k in sorted(int(i) for i in picked):
+        gi, attr = slots[k]
+        g = groups[gi]
+        if attr == "shape":
+            g = replace(g, shape=_other(rng, SHAPES, g.shape))
+        elif attr == "colour":
+            g = replace(g, colour=_other(rng, list(COLOURS), g.colour))
+        elif attr == "count":
+            g = replace(g, count=int(_other(rng, [1, 2, 3], g.count)))
+        else:
+            taken = {x.position for x in groups if x is not g}
+            g = replace(g, position=_other(rng, [p for p in POSITIONS if p not in taken] + [g.position], g.position))
+        groups[gi] = g
+    return groups, len(slots) - len(picked)
+
+
+def _region(position: str, size: int) -> tuple[float, float, float, float]:
+    t = size / 3
+    return {
+        "left": (0, 0, t, size), "right": (2 * t, 0, size, size), "top": (0, 0, size, t),
+        "bottom": (0, 2 * t, size, size), "center": (t, t, 2 * t, 2 * t),
+    }[position]
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif shape == "square":
+        draw.rectangle([cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85], fill=fill)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=fill)
+    elif shape == "diamond":
+        draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=fill)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+
+
+def render_scene(groups: list[Group], size: int = IMAGE_SIZE) -> Image.Image:
+    img = Image.new("RGB", (size, size), (235, 235, 235))
+    draw = ImageDraw.Draw(img)
+    r = size / 12
+    for g in groups:
+        x0, y0, x1, y1 = _region(g.position, size)
+        vertical = (y1 - y0) > (x1 - x0) * 1.5
+        for i in range(g.count):
+            f = (i + 0.5) / g.count
+            cx = (x0 + x1) / 2 if vertical else x0 + f * (x1 - x0)
+            cy = y0 + f * (y1 - y0) if vertical else (y0 + y1) / 2
+            draw_shape(draw, g.shape, cx, cy, r, COLOURS[g.colour])
+    return img
+
+
+def degrade(img: Image.Image, level: int, rng: np.random.Generator) -> Image.Image:
+    _, blur, noise = QUALITY_LEVELS[level]
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+    if noise:
+        arr = np.asarray(img, dtype=np.float32) + rng.normal(0, noise, size=(img.height, img.width, 3))
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    return img
+
+
+def png(img: Image.Image) -> bytes:
+    return media_io.encode_image(img, "PNG")
+
+
+# ------------------------------------------------------------------------------------ motion
+@dataclass(frozen=True)
+class Motion:
+    shape: str
+    colour: str
+    direction: str
+    speed: str
+    end_colour: str | None = None  # None: no colour change
+
+    def caption(self) -> str:
+        text = f"{_article(self.colour)} {self.colour} {self.shape} moving {self.direction} {self.speed}"
+        return text + (f", turning {self.end_colour}" if self.end_colour else "")
+
+    def attributes(self) -> int:
+        return 5
+
+
+def random_motion(rng: np.random.Generator) -> Motion:
+    colour = str(rng.choice(list(COLOURS)))
+    end = _other(rng, list(COLOURS), colour) if rng.random() < 0.5 else None
+    return Motion(str(rng.choice(SHAPES)), colour, str(rng.choice(DIRECTIONS)), str(rng.choice(list(SPEEDS))), end)
+
+
+def perturb_motion(m: Motion, n_errors: int, rng: np.random.Generator) -> tuple[Motion, int]:
+    attrs = ["shape", "colour", "direction", "speed", "change"]
+    picked = [attrs[int(i)] for i in rng.choice(len(attrs), size=min(n_errors, len(attrs)), replace=False)]
+    for a in picked:
+        if a == "shape":
+            m = replace(m, shape=_other(rng, SHAPES, m.shape))
+        elif a == "colour":
+            m = replace(m, colour=_other(rng, [c for c in COLOURS if c != m.end_colour], m.colour))
+        elif a == "direction":
+            m = replace(m, direction=_other(rng, DIRECTIONS, m.direction))
+        elif a == "speed":
+            m = replace(m, speed=_other(rng, list(SPEEDS), m.speed))
+        else:
+            m = replace(m, end_colour=None if m.end_colour else _other(rng, list(COLOURS), m.colour))
+    return m, len(attrs) - len(picked)
+
+
+def render_motion(m: Motion, flicker: float, rng: np.random.Generator,
+                  size: int = VIDEO_SIZE, n_frames: int = VIDEO_FRAMES) -> list[np.ndarray]:
+    dx, dy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[m.direction]
+    step = SPEEDS[m.speed] * size / 96
+    travel = step * (n_frames - 1)
+    cx0 = size / 2 - dx * travel / 2
+    cy0 = size / 2 - dy * travel / 2
+    c0 = np.array(COLOURS[m.colour], dtype=np.float32)
+    c1 = np.array(COLOURS[m.end_colour or m.colour], dtype=np.float32)
+    frames = []
+    for t in range(n_frames):
+        img = Image.new("RGB", (size, size), (235, 235, 235))
+        a = t / (n_frames - 1)
+        colour = tuple(int(round(v)) for v in (1 - a) * c0 + a * c1)
+        draw_shape(ImageDraw.Draw(img), m.shape, cx0 + dx * step * t, cy0 + dy * step * t, size / 10, colour)
+        arr = np.asarray(img, dtype=np.float32)
+        if flicker:
+            arr = arr * (1 + rng.uniform(-flicker, flicker)) + rng.normal(0, 40 * flicker, size=arr.shape)
+        frames.append(np.clip(arr, 0, 255).astype(np.uint8))
+    return frames
+
+
+def mp4(frames: list[np.ndarray]) -> bytes:
+    return media_io.encode_video(frames, fps=VIDEO_FPS)
+
+
+# ------------------------------------------------------------------------------------ answers
+def _answers(correct: str, partial: str, wrong: list[str], n: int, rng: np.random.Generator):
+    """n answers: the correct one (1.0), a right-but-embellished one (0.5), the rest wrong (0.0)."""
+    wrong = list(dict.fromkeys(w for w in wrong if w != correct))
+    rng.shuffle(wrong)
+    pool = [(correct, 1.0), (partial, 0.5)] + [(w, 0.0) for w in wrong]
+    pool = pool[:n]
+    order = rng.permutation(len(pool))
+    return [pool[i] for i in order]
+
+
+def image_question(groups: list[Group], rng: np.random.Generator, n: int):
+    g = groups[int(rng.integers(len(groups)))]
+    absent_colour = str(rng.choice([c for c in COLOURS if all(x.colour != c for x in groups)]))
+    extra = f" There is also {_article(absent_colour)} {absent_colour} {_other(rng, SHAPES, None)} in the picture."
+    kind = str(rng.choice(["count", "colour", "position", "shape"]))
+    if kind == "count":
+        q = f"How many {g.colour} {_plural(g.shape, 2)} are in the image?"
+        fmt = lambda k: f"There {'is' if k == 1 else 'are'} {NUMBER_WORD.get(k, str(k))} {g.colour} {_plural(g.shape, k)}."
+        correct, wrong = fmt(g.count), [fmt(k) for k in (1, 2, 3, 4) if k != g.count]
+    elif kind == "colour":
+        q = f"What colour is the {g.shape} {POSITION_PHRASE[g.position]}?"
+        correct, wrong = f"It is {g.colour}.", [f"It is {c}." for c in COLOURS if c != g.colour]
+    elif kind == "position":
+        q = f"Where is the {g.colour} {g.shape} in the image?"
+        correct = f"It is {POSITION_PHRASE[g.position]}."
+        wrong = [f"It is {POSITION_PHRASE[p]}." for p in POSITIONS if p != g.position]
+    else:
+        q = f"What shape is the {g.colour} object {POSITION_PHRASE[g.position]}?"
+        correct, wrong = f"It is a {g.shape}.", [f"It is a {s}." for s in SHAPES if s != g.shape]
+    return q, _answers(correct, correct + extra, wrong, n, rng), kind
+
+
+def video_question(m: Motion, rng: np.random.Generator, n: int):
+    kind = str(rng.choice(["direction", "speed", "end_colour", "shape"]))
+    extra = f" It also {'changes colour' if not m.end_colour else 'stays the same colour'} on the way."
+    if kind == "direction":
+        q = f"In which direction does the {m.shape} move?"
+        correct, wrong = f"It moves {m.direction}.", [f"It moves {d}." for d in DIRECTIONS if d != m.direction]
+        wrong.append("It does not move.")
+    elif kind == "speed":
+        q = f"How fast does the {m.shape} move?"
+        correct = f"It moves {m.speed}."
+        wrong = [f"It moves {s}." for s in SPEEDS if s != m.speed] + ["It does not move.", "It moves in circles."]
+    elif kind == "end_colour":
+        end = m.end_colour or m.colour
+        q = f"What colour is the {m.shape} at the end of the video?"
+        correct, wrong = f"It is {end}.", [f"It is {c}." for c in COLOURS if c != end]
+    else:
+        q = "What shape is moving in the video?"
+        correct, wrong = f"A {m.shape}.", [f"A {s}." for s in SHAPES if s != m.shape]
+    return q, _answers(correct, correct + extra, wrong, n, rng), kind
+
+
+# ------------------------------------------------------------------------------------ prompts
+@dataclass
+class Prompt:
+    """One pool row before it is written: media as bytes keyed by relative path."""
+
+    row: dict[str, Any]
+    files: dict[str, bytes]
+
+
+def _rng(seed: int, task: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, TASKS.index(task), index])
+
+
+def _error_counts(rng: np.random.Generator, n: int, max_errors: int) -> list[int]:
+    # spread the candidates over error counts so that pools hold clear winners and losers
+    base = np.arange(n) % (max_errors + 1)
+    return [int(x) for x in rng.permutation(base)]
+
+
+def make_image_generation(seed: int, i: int, n: int) -> Prompt:
+    rng = _rng(seed, "image_generation", i)
+    scene = random_scene(rng)
+    pid = f"ig-{i:05d}"
+    cands, files = [], {}
+    for j, n_err in enumerate(_error_counts(rng, n, 3)):
+        groups, kept = perturb(scene, n_err, rng)
+        level = int(rng.choice(3, p=[0.5, 0.3, 0.2]))
+        img = degrade(render_scene(groups), level, rng)
+        rel = f"media/image_generation/{pid}/c{j}.png"
+        files[rel] = png(img)
+        gt = 0.75 * kept / (4 * len(scene)) + 0.25 * QUALITY_LEVELS[level][0]
+        cands.append(dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None))
+    meta = dict(scene=[asdict(g) for g in scene])
+    return Prompt(dict(prompt_id=pid, task="image_generation", prompt=caption(scene), context=None,
+                       candidates=cands, meta=json.dumps(meta)), files)
+
+
+def make_image_understanding(seed: int, i: int, n: int) -> Prompt:
+    rng = _rng(seed, "image_understanding", i)
+    scene = random_scene(rng)
+    pid = f"iu-{i:05d}"
+    rel = f"media/image_understanding/{pid}/context.png"
+    files = {rel: png(render_scene(scene))}
+    q, answers, kind = image_question(scene, rng, n)
+    cands = [dict(id=f"{pid}-c{j}", text=a, media=None, gt_score=s, seed=None) for j, (a, s) in enumerate(answers)]
+    meta = dict(scene=[asdict(g) for g in scene], question_kind=kind)
+    return Prompt(dict(prompt_id=pid, task="image_understanding", prompt=q, context=rel, candidates=cands,
+                       meta=json.dumps(meta)), files)
+
+
+def make_video_generation(seed: int, i: int, n: int) -> Prompt:
+    rng = _rng(seed, "video_generation", i)
+    motion = random_motion(rng)
+    pid = f"vg-{i:05d}"
+    cands, files = [], {}
+    for j, n_err in enumerate(_error_counts(rng, n, 3)):
+        m, kept = perturb_motion(motion, n_err, rng)
+        level = int(rng.choice(3, p=[0.5, 0.3, 0.2]))
+        flicker = (0.0, 0.15, 0.35)[level]
+        rel = f"media/video_generation/{pid}/c{j}.mp4"
+        files[rel] = mp4(render_motion(m, flicker, rng))
+        gt = 0.75 * kept / motion.attributes() + 0.25 * QUALITY_LEVELS[level][0]
+        cands.append(dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None))
+    return Prompt(dict(prompt_id=pid, task="video_generation", prompt=motion.caption(), context=None,
+                       candidates=cands, meta=json.dumps(dict(motion=asdict(motion)))), files)
+
+
+def make_video_understanding(seed: int, i: int, n: int) -> Prompt:
+    rng = _rng(seed, "video_understanding", i)
+    motion = random_motion(rng)
+    pid = f"vu-{i:05d}"
+    rel = f"media/video_understanding/{pid}/context.mp4"
+    files = {rel: mp4(render_motion(motion, 0.0, rng))}
+    q, answers, kind = video_question(motion, rng, n)
+    cands = [dict(id=f"{pid}-c{j}", text=a, media=None, gt_score=s, seed=None) for j, (a, s) in enumerate(answers)]
+    return Prompt(dict(prompt_id=pid, task="video_understanding", prompt=q, context=rel, candidates=cands,
+                       meta=json.dumps(dict(motion=asdict(motion), question_kind=kind))), files)
+
+
+MAKERS: dict[str, Callable[[int, int, int], Prompt]] = {
+    "image_generation": make_image_generation,
+    "image_understanding": make_image_understanding,
+    "video_generation": make_video_generation,
+    "video_understanding": make_video_understanding,
+}
+
+
+# ------------------------------------------------------------------------------------ corruption
+CORRUPTIONS = ("zero_bytes", "truncated", "garbage", "missing")
+
+
+def corrupt_bytes(data: bytes, kind: str) -> bytes | None:
+    """Damaged versions of a media file, for robustness demos and tests (None: delete the file)."""
+    if kind == "zero_bytes":
+        return b""
+    if kind == "truncated":
+        return data[: max(1, len(data) // 3)]
+    if kind == "garbage":
+        return b"this is not a media file\n" * 8
+    if kind == "missing":
+        return None
+    raise ValueError(f"unknown corruption {kind!r}")
+
+
+# ------------------------------------------------------------------------------------ items
+def pair_label(a: float | None, b: float | None, eps: float = 1e-9) -> str | None:
+    if a is None or b is None:
+        return None
+    if abs(a - b) <= eps:
+        return "tie"
+    return "first" if a > b else "second"
+
+
+def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[str, Any]]:
+    """Item rows (pairs and points) of one pool row. ``pairs``: 'adjacent' ((0,1), (2,3), ...: the
+    original's pair ranking) or 'all' (every unordered pair)."""
+    cands = row["candidates"]
+    gen = row["task"].endswith("_generation")
+    ref = (lambda c: c["media"]) if gen else (lambda c: c["text"])
+    out = []
+    if pairs == "adjacent":
+        idx = [(k, k + 1) for k in range(0, len(cands) - 1, 2)]
+    elif pairs == "all":
+        idx = [(a, b) for a in range(len(cands)) for b in range(a + 1, len(cands))]
+    else:
+        raise ValueError(f"pairs must be 'adjacent' or 'all', got {pairs!r}")
+    for a, b in idx:
+        ca, cb = cands[a], cands[b]
+        out.append(dict(item_id=f"{ca['id']}~{cb['id']}", task=row["task"], mode="pair_rank", prompt=row["prompt"],
+                        context=row["context"], candidates=[ref(ca), ref(cb)],
+                        label=pair_label(ca["gt_score"], cb["gt_score"]), gt_scores=[ca["gt_score"], cb["gt_score"]]))
+    for c in cands:
+        out.append(dict(item_id=c["id"], task=row["task"], mode="point_score", prompt=row["prompt"],
+                        context=row["context"], candidates=[ref(c)], label=None, gt_scores=[c["gt_score"]]))
+    return out
+
+
+# ------------------------------------------------------------------------------------ world
+@dataclass
+class WorldSummary:
+    root: str
+    seed: int
+    n: int
+    n_candidates: int
+    pools: dict[str, str]
+    items: dict[str, str]
+    corrupted: list[dict[str, str]]
+
+
+def generate_world(out: str, n: int = 8, seed: int = 0, n_candidates: int = 4,
+                   tasks: tuple[str, ...] = TASKS, corrupt: int = 0, pairs: str = "adjacent",
+                   progress: Callable[[str, int, int], None] | None = None) -> WorldSummary:
+    """Writes ``n`` prompts per task (pools and items as Parquet, media beside them) under ``out``
+    (a local folder or ``s3://`` prefix). ``corrupt``: per task, damage this many candidate or
+    context files (zero bytes, truncated, garbage, missing) to exercise error handling."""
+    if n < 1 or n_candidates < 2:
+        raise ValueError("need n >= 1 prompts and n_candidates >= 2")
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; expected some of {TASKS}")
+    pools, items, corrupted = {}, {}, []
+    for task in tasks:
+        prompts = []
+        for i in range(n):
+            prompts.append(MAKERS[task](seed, i, n_candidates))
+            if progress:
+                progress(task, i + 1, n)
+        files = {k: v for p in prompts for k, v in p.files.items()}
+        rng = np.random.default_rng([seed, TASKS.index(task), 1_000_003])
+        victims = sorted(files)
+        for k, vi in enumerate(rng.choice(len(victims), size=min(corrupt, len(victims)), replace=False)):
+            rel = victims[int(vi)]
+            kind = CORRUPTIONS[k % len(CORRUPTIONS)]
+            damaged = corrupt_bytes(files[rel], kind)
+            if damaged is None:
+                del files[rel]
+            else:
+                files[rel] = damaged
+            corrupted.append(dict(task=task, file=rel, corruption=kind))
+        for rel, data in files.items():
+            storage.write_bytes(storage.join(out, rel), data)
+        rows = [p.row for p in prompts]
+        pools[task] = storage.join(out, f"{task}.pool.parquet")
+        schema.write_parquet(rows, schema.POOL_SCHEMA, pools[task])
+        items[task] = storage.join(out, f"{task}.items.parquet")
+        schema.write_parquet([it for r in rows for it in items_from_pool(r, pairs)], schema.ITEM_SCHEMA, items[task])
+    summary = WorldSummary(str(out), seed, n, n_candidates, pools, items, corrupted)
+    storage.write_bytes(storage.join(out, "world.json"), json.dumps(asdict(summary), indent=2).encode())
+    return summary
