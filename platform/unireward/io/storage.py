@@ -85,12 +85,13 @@ def join(base: str | os.PathLike, *parts: str) -> str:
 def read_bytes(uri: str | os.PathLike, max_bytes: int | None = None) -> bytes:
     """Reads a whole object. Raises FileNotFoundError, or ValueError when over ``max_bytes``."""
     fs, path = resolve(uri)
-    if max_bytes is not None:
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
-            raise FileNotFoundError(f"no such file: {uri}")
-        if info.size is not None and info.size > max_bytes:
-            raise ValueError(f"{uri} is {info.size} bytes, over the limit of {max_bytes}")
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no such file: {uri}")
+    if info.type == pafs.FileType.Directory:
+        raise IsADirectoryError(f"is a directory, not a file: {uri}")
+    if max_bytes is not None and info.size is not None and info.size > max_bytes:
+        raise ValueError(f"{uri} is {info.size} bytes, over the limit of {max_bytes}")
     with fs.open_input_stream(path) as f:
         return f.read()
 

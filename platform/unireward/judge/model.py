@@ -417,7 +417,7 @@ class RewardModel:
         task = item.task.value if isinstance(item.task, Task) else str(item.task)
         try:
             mode = item.resolved_mode().value
-        except ValueError:
+        except (ValueError, TypeError):
             mode = str(item.mode)
         return Judgment(item.id, task, mode, method, Status.INVALID_INPUT, reason=reason,
                         provenance=self.provenance(protocol, method))

@@ -3,11 +3,12 @@
 Rules (see docs/judge.md):
 - The text is NFKC-normalised (full-width digits, non-breaking spaces).
 - Where the answer is fenced, only the fence counts: the last ``<answer>...</answer>`` block, else the
-  text after a closed ``</think>``; an unclosed ``<think>`` means the reasoning was cut off before a
-  verdict, which is unparsed. Otherwise, if "Overall Judgment" occurs, only the text after its last
+  text after the last ``</think>``; an unclosed ``<think>`` means the reasoning was cut off before a
+  verdict, which is unparsed. For pairs, if "Overall Judgment" occurs, only the text after its last
   occurrence counts.
 - Pairs: every verdict phrase is found ("Image 1 is better", "... better than Image 2", "Answer 2 is
-  better", "Both images are equally good", ...); "Image 10" is not "Image 1". If the phrases agree,
+  better", "Both images are equally good", ...); "Image 10" is not "Image 1"; "Image 1 is better in
+  colour" judges one aspect and is not a verdict ("better in every respect" is). If the phrases agree,
   that is the verdict. If they conflict, the verdict of the last sentence that holds one is used,
   unless that sentence itself holds conflicting verdicts (then: unparsed).
 - Scores: the number right after the LAST score marker ("Final Score:"), never the first integer
@@ -31,13 +32,18 @@ _PAIR_RE = re.compile(
     re.IGNORECASE,
 )
 _TIE_RE = re.compile(
-    rf"\b(?:both|the\s+two)(?:\s+{_NOUN}s?)?\s+are\s+(?:equally\s+(?:good|bad|acceptable)|of\s+equal\s+quality|tied)"
-    r"|\bit(?:'s|\s+is)\s+a\s+tie\b|\bequally\s+good\b",
+    rf"\b(?:both|the\s+two|they)(?:\s+{_NOUN}s?)?\s+are\s+(?:both\s+)?"
+    r"(?:equally\s+(?:good|bad|acceptable)|of\s+equal\s+quality|tied)"
+    r"|\bit(?:'s|\s+is)\s+a\s+tie\b|\bneither\s+(?:one\s+)?is\s+better\b",
     re.IGNORECASE,
 )
+# "Image 1 is better in colour" compares one aspect: it is reasoning, not a verdict ...
+_QUALIFIED = re.compile(r"\s+(?:in|at|on|for|regarding|with\s+respect\s+to|when\s+it\s+comes\s+to)\b", re.IGNORECASE)
+# ... unless the aspect is everything ("better in every respect", "better in terms of overall quality")
+_UNQUALIFIED = re.compile(r"\s+(?:in|on|for)\s+(?:terms\s+of\s+)?(?:overall|every|all|general|the\s+end)\b", re.IGNORECASE)
 _OVERALL_RE = re.compile(r"overall\s+judge?ment", re.IGNORECASE)
 _ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
-_SENTENCE_END = re.compile(r"[.!?\n;]")
+_SENTENCE_END = re.compile(r"[.!?\n;。！？；]")
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 
 
@@ -54,8 +60,9 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "")
 
 
-def answer_region(text: str) -> tuple[str | None, str | None]:
-    """The part of ``text`` that holds the answer, or (None, reason) when there is none."""
+def answer_region(text: str, pair: bool = True) -> tuple[str | None, str | None]:
+    """The part of ``text`` that holds the answer, or (None, reason) when there is none.
+    ``pair``: also cut at the last "Overall Judgment" (the pairwise verdict form)."""
     text = normalize_text(text)
     if not text.strip():
         return None, "empty output"
@@ -65,15 +72,16 @@ def answer_region(text: str) -> tuple[str | None, str | None]:
     lower = text.lower()
     if "<answer>" in lower:  # opened but never closed: generation was cut off inside the answer
         return text[lower.rindex("<answer>") + len("<answer>"):], None
-    if "<think>" in lower:
-        if "</think>" not in lower:
-            return None, "reasoning (<think>) was cut off before any answer"
+    if "</think>" in lower:  # (chat templates may put the opening <think> in the prompt)
         text = text[lower.rindex("</think>") + len("</think>"):]
         if not text.strip():
             return None, "nothing after the reasoning (</think>)"
-    overall = list(_OVERALL_RE.finditer(text))
-    if overall:
-        text = text[overall[-1].end():]
+    elif "<think>" in lower:
+        return None, "reasoning (<think>) was cut off before any answer"
+    if pair:
+        overall = list(_OVERALL_RE.finditer(text))
+        if overall:
+            text = text[overall[-1].end():]
     return text, None
 
 
@@ -84,6 +92,9 @@ def _verdict_matches(region: str) -> list[tuple[int, str]]:
         winner, loser = m.group(2), m.group(4)
         if loser is not None and loser == winner:  # "Image 1 is better than Image 1": nonsense
             continue
+        rest = region[m.end():]
+        if loser is None and _QUALIFIED.match(rest) and not _UNQUALIFIED.match(rest):
+            continue  # "Image 1 is better in colour": one aspect, not the verdict
         found.append((m.start(), "first" if winner == "1" else "second"))
     for m in _TIE_RE.finditer(region):
         found.append((m.start(), "tie"))
@@ -139,7 +150,7 @@ def read_score(region: str, scale: ScoreScale) -> tuple[float | None, str | None
 
 
 def parse_point(text: str, protocol: Protocol) -> Parsed:
-    region, why = answer_region(text)
+    region, why = answer_region(text, pair=False)
     if region is None:
         return Parsed(Status.UNPARSED, why)
     if protocol.mode is Mode.POINT_SCORE:

@@ -79,15 +79,15 @@ class JudgeItem:
             task = Task(self.task)
         except ValueError:
             return f"unknown task {self.task!r}; expected one of {[t.value for t in Task]}"
-        try:
-            mode = self.resolved_mode()
-        except ValueError:
-            return f"unknown mode {self.mode!r}; expected one of {[m.value for m in Mode]}"
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             return "empty prompt"
         cands = list(self.candidates) if isinstance(self.candidates, (list, tuple)) else None
         if cands is None:
             return "candidates must be a list"
+        try:
+            mode = self.resolved_mode()
+        except ValueError:
+            return f"unknown mode {self.mode!r}; expected one of {[m.value for m in Mode]}"
         if len(cands) != mode.n_candidates:
             return f"{mode.value} needs {mode.n_candidates} candidate(s), got {len(cands)}"
         if mode is Mode.POINT_MULTI and not task.is_generation:
