@@ -48,38 +48,56 @@ def _timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> flo
     return statistics.median(times)
 
 
-def build_7b_shaped_judge(out: str) -> str:
-    """A Qwen2.5-VL-7B-Instruct-shaped judge with random weights (timing only; a GPU is needed)."""
+SHAPES = {
+    # Qwen2.5-VL-7B-Instruct: 8.3B parameters
+    "7b": dict(text=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                         num_key_value_heads=4, mrope_section=[16, 24, 24], vocab_size=152064),
+               vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16,
+                           fullatt_block_indexes=[7, 15, 23, 31])),
+    # the same code path at a size a CPU test can afford
+    "test": dict(text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, mrope_section=[2, 3, 3], vocab_size=4096),
+                 vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, fullatt_block_indexes=[1])),
+}
+
+
+def shaped_judge(shape: str, device: str, workdir: str, image_max_pixels: int = 512 * 512):
+    """A Qwen2.5-VL judge of a real model's shape with random weights (timing only), built in memory
+    on ``device``, with the tiny judge's tokenizer, processor and chat template."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from .models import tiny
 
-    tiny.build_tiny_judge(out, size="nano")  # tokenizer, processor and chat template
-    cfg = Qwen2_5_VLConfig.from_pretrained(out)
-    big = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6},
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {sorted(SHAPES)}")
+    spec = SHAPES[shape]
+    small = tiny.build_tiny_judge(workdir, size="nano", image_max_pixels=image_max_pixels)
+    cfg = Qwen2_5_VLConfig.from_pretrained(small)
+    text = dict(spec["text"])
+    section = text.pop("mrope_section")
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(text, max_position_embeddings=32768, bos_token_id=None,
+                         rope_parameters={"rope_type": "default", "mrope_section": section, "rope_theta": 1e6},
                          eos_token_id=cfg.text_config.eos_token_id, pad_token_id=cfg.text_config.pad_token_id),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[7, 15, 23, 31]),
+        vision_config=dict(spec["vision"], out_hidden_size=text["hidden_size"], patch_size=14, spatial_merge_size=2,
+                           temporal_patch_size=2, window_size=112),
         image_token_id=cfg.image_token_id, video_token_id=cfg.video_token_id,
         vision_start_token_id=cfg.vision_start_token_id, vision_end_token_id=cfg.vision_end_token_id,
     )
-    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-        model = Qwen2_5_VLForConditionalGeneration(big).to(torch.bfloat16)
-    model.save_pretrained(out)
-    return out
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    cfg._attn_implementation = "sdpa"
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=dtype)
+    return model.eval(), AutoProcessor.from_pretrained(small)
 
 
 def bench_judge(
     model: str | None = None,
     n_pairs: int = 16,
     image_size: int = 512,
-    max_pixels: int = 224 * 224,
-    size: str = "base",
+    max_pixels: int | None = None,
+    size: str = "mini",
     shape: str = "tiny",
     device: str | None = None,
     dtype: str | None = None,
@@ -96,21 +114,27 @@ def bench_judge(
     from .judge.model import RewardModel
     from .judge.parsing import parse
 
-    tmp = None
-    if model is None:
-        tmp = tempfile.TemporaryDirectory(prefix="unireward-bench-")
-        model = str(Path(tmp.name) / "judge")
-        if shape == "7b":
-            log("building a Qwen2.5-VL-7B-shaped judge with random weights ...")
-            build_7b_shaped_judge(model)
-        else:
-            from .models.tiny import build_tiny_judge
-
-            log(f"building a tiny judge ({size}) ...")
-            build_tiny_judge(model, size=size, image_max_pixels=max_pixels)
+    tmp = tempfile.TemporaryDirectory(prefix="unireward-bench-")
+    # tiny judges: images capped at 224x224 (CPU); real shapes: 512x512 images at full resolution
+    max_pixels = max_pixels or (224 * 224 if shape == "tiny" else 512 * 512)
     limits = MediaLimits(max_pixels=max_pixels)
-    rm = RewardModel(model, device=device, dtype=dtype, media=limits, max_batch_size=batch_size,
-                     token_budget=1 << 30, max_new_tokens=short_tokens)
+    opts = dict(device=device, dtype=dtype, media=limits, max_batch_size=batch_size, token_budget=1 << 30,
+                max_new_tokens=short_tokens)
+    if model is not None:
+        rm = RewardModel(model, **opts)
+        described = model
+    elif shape == "tiny":
+        from .models.tiny import build_tiny_judge
+
+        log(f"building a tiny judge ({size}) ...")
+        rm = RewardModel(build_tiny_judge(Path(tmp.name) / "judge", size=size, image_max_pixels=max_pixels), **opts)
+        described = f"tiny Qwen2.5-VL judge ({size}), random weights"
+    else:
+        dev_name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        log(f"building a Qwen2.5-VL {shape}-shaped judge with random weights on {dev_name} ...")
+        m, proc = shaped_judge(shape, dev_name, str(Path(tmp.name) / "proc"), image_max_pixels=max_pixels)
+        rm = RewardModel.from_model(m, proc, name=f"qwen2.5-vl-{shape}-shaped (random weights)", **opts)
+        described = rm.model_path
     dev = rm.device
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     items = _pairs(n_pairs, image_size, seed)
@@ -156,7 +180,7 @@ def bench_judge(
         "speedup_vs_seed": {k: v / base for k, v in results.items()},
         "speedup_logits_vs_seed": results["logits"] / base,
         "setup": dict(
-            model=model if tmp is None else f"built: {shape} ({size if shape == 'tiny' else '7b'})",
+            model=described,
             parameters=n_params, device=str(dev), device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             dtype=str(rm.dtype).replace("torch.", ""), n_pairs=n_pairs, image_size=image_size, max_pixels=max_pixels,
             prompt_tokens=prompt_tokens, visual_tokens=visual_tokens, batch_size=batch_size,
@@ -164,6 +188,5 @@ def bench_judge(
             torch_threads=torch.get_num_threads(), unireward=__version__,
         ),
     }
-    if tmp is not None:
-        tmp.cleanup()
+    tmp.cleanup()
     return out

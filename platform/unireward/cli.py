@@ -31,6 +31,12 @@ def _quiet_libraries() -> None:
     """Keep library chatter (DeepSpeed's accelerator probe, HF progress bars) off our output."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "DS_ACCELERATOR" not in os.environ:
+        import torch
+
+        if not torch.cuda.is_available():
+            # DeepSpeed (imported by transformers) would otherwise print its CPU fallback warning on stdout
+            os.environ["DS_ACCELERATOR"] = "cpu"
     for name in ("DeepSpeed", "deepspeed", "transformers", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -155,6 +161,8 @@ def protocols_cmd(
         reg = default_registry().with_overrides(overrides)
     except ProtocolError as e:
         _fail(str(e))
+    if show and show not in {p.id for p in reg}:
+        _fail(f"no protocol {show!r}; `unireward protocols` lists them")
     for p in reg:
         if family and p.family != family:
             continue
@@ -185,7 +193,7 @@ def demo(
 def bench_judge_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
     model: Optional[str] = typer.Option(None, help="an existing judge checkpoint (default: build one)"),
-    shape: str = typer.Option("tiny", help="tiny, or 7b: a Qwen2.5-VL-7B-shaped random model (GPU)"),
+    shape: str = typer.Option("tiny", help="tiny, or 7b: a Qwen2.5-VL-7B-shaped random model (needs a GPU)"),
     size: str = typer.Option("mini", help="tiny judge size: nano, small, mini or base"),
     pairs: int = typer.Option(16, help="pairs per timed run"),
     batch_size: int = typer.Option(8, help="batch size of the batched methods"),

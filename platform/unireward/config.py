@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+import os
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
 
 from .io.media import MediaLimits
 
@@ -15,6 +16,10 @@ T = TypeVar("T", bound=BaseModel)
 
 class ConfigError(ValueError):
     """A spec or config file is invalid; the message names each bad field."""
+
+
+def _path_str(v: Any) -> Any:
+    return os.fspath(v) if isinstance(v, os.PathLike) else v
 
 
 class _Strict(BaseModel):
@@ -36,7 +41,7 @@ class MediaConfig(_Strict):
 class JudgeConfig(_Strict):
     """How to load and run the judge."""
 
-    model: str = Field(..., description="checkpoint folder (or hub id) of the VLM judge")
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="checkpoint folder of the VLM judge")
     family: str = Field("qwen", description="protocol family: the phrasing the checkpoint was trained on")
     protocols: str | None = Field(None, description="YAML file overriding protocol templates")
     method: Literal["logits", "generate"] = "logits"

@@ -80,12 +80,16 @@ class RewardModel:
         media: MediaLimits = MediaLimits(),
         trust_remote_code: bool = False,
         generation_kwargs: dict[str, Any] | None = None,
+        model: Any = None,
+        processor: Any = None,
     ):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.model_path = os.fspath(model_path)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if model is not None:
+            dtype = dtype or model.dtype
         dtype = dtype or ("bfloat16" if self.device.type == "cuda" else "float32")
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self.family = family
@@ -101,20 +105,31 @@ class RewardModel:
         self.media = media
         self.generation_kwargs = dict(generation_kwargs or {})  # extra model.generate() arguments
 
-        self.processor = AutoProcessor.from_pretrained(self.model_path, trust_remote_code=trust_remote_code)
-        if not getattr(self.processor, "chat_template", None):
+        if model is None:
+            processor = AutoProcessor.from_pretrained(self.model_path, trust_remote_code=trust_remote_code)
+        if not getattr(processor, "chat_template", None):
             raise ValueError(f"{self.model_path}: the processor has no chat template; a VLM judge needs one")
-        self.tokenizer = self.processor.tokenizer
-        kwargs: dict[str, Any] = dict(dtype=self.dtype, trust_remote_code=trust_remote_code)
-        if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
-        self.model = AutoModelForImageTextToText.from_pretrained(self.model_path, **kwargs).to(self.device).eval()
+        if model is None:
+            kwargs: dict[str, Any] = dict(dtype=self.dtype, trust_remote_code=trust_remote_code)
+            if attn_implementation:
+                kwargs["attn_implementation"] = attn_implementation
+            if self.device.type == "cuda":
+                kwargs["device_map"] = str(self.device)  # load straight onto the GPU
+            model = AutoModelForImageTextToText.from_pretrained(self.model_path, **kwargs)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.model = model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.pad_id = int(self.tokenizer.pad_token_id)
         self._cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self._plans: dict[str, _Plan] = {}
         self.revision = getattr(self.model.config, "_commit_hash", None)
+
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, name: str = "<in-memory>", **kwargs: Any) -> "RewardModel":
+        """Wraps an already-loaded model and processor (e.g. built in memory for a benchmark)."""
+        return cls(name, model=model, processor=processor, **kwargs)
 
     # ------------------------------------------------------------------------------ public API
     def judge(

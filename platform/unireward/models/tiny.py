@@ -250,7 +250,7 @@ def build_tiny_t2i(out: str | os.PathLike, seed: int = 0) -> Path:
     )
     pipe = StableDiffusionPipeline(
         vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet,
-        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear"),
+        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.save_pretrained(out)
@@ -273,7 +273,7 @@ def build_tiny_t2v(out: str | os.PathLike, seed: int = 0) -> Path:
     )
     pipe = TextToVideoSDPipeline(
         vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet,
-        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear"),
+        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
     )
     pipe.save_pretrained(out)
     _write_card(out, "t2v", dict(seed=seed, unet_parameters=sum(p.numel() for p in unet.parameters())))

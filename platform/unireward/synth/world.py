@@ -111,12 +111,15 @@ def perturb(groups: list[Group], n_errors: int, rng: np.random.Generator) -> tup
     return groups, len(slots) - len(picked)
 
 
-def _region(position: str, size: int) -> tuple[float, float, float, float]:
-    t = size / 3
-    return {
-        "left": (0, 0, t, size), "right": (2 * t, 0, size, size), "top": (0, 0, size, t),
-        "bottom": (0, 2 * t, size, size), "center": (t, t, 2 * t, 2 * t),
-    }[position]
+# Where a group's shapes go, as fractions of the canvas: (x, y) centres for 1, 2 or 3 shapes. The
+# strips at the edges and the centre cell never overlap, so no group can hide another.
+_LAYOUT = {
+    "left": lambda n: [(1 / 6, 0.25 + 0.5 * (i + 0.5) / n) for i in range(n)],
+    "right": lambda n: [(5 / 6, 0.25 + 0.5 * (i + 0.5) / n) for i in range(n)],
+    "top": lambda n: [(0.25 + 0.5 * (i + 0.5) / n, 1 / 6) for i in range(n)],
+    "bottom": lambda n: [(0.25 + 0.5 * (i + 0.5) / n, 5 / 6) for i in range(n)],
+    "center": lambda n: [[(0.5, 0.5)], [(0.42, 0.42), (0.58, 0.58)], [(0.41, 0.43), (0.59, 0.43), (0.5, 0.59)]][n - 1],
+}
 
 
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
@@ -135,15 +138,10 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
 def render_scene(groups: list[Group], size: int = IMAGE_SIZE) -> Image.Image:
     img = Image.new("RGB", (size, size), (235, 235, 235))
     draw = ImageDraw.Draw(img)
-    r = size / 12
+    r = size / 16
     for g in groups:
-        x0, y0, x1, y1 = _region(g.position, size)
-        vertical = (y1 - y0) > (x1 - x0) * 1.5
-        for i in range(g.count):
-            f = (i + 0.5) / g.count
-            cx = (x0 + x1) / 2 if vertical else x0 + f * (x1 - x0)
-            cy = y0 + f * (y1 - y0) if vertical else (y0 + y1) / 2
-            draw_shape(draw, g.shape, cx, cy, r, COLOURS[g.colour])
+        for fx, fy in _LAYOUT[g.position](g.count):
+            draw_shape(draw, g.shape, fx * size, fy * size, r, COLOURS[g.colour])
     return img
 
 
@@ -228,6 +226,9 @@ def mp4(frames: list[np.ndarray]) -> bytes:
 
 
 # ------------------------------------------------------------------------------------ answers
+MAX_UNDERSTANDING_ANSWERS = 5  # the fewest distinct answers any question kind has
+
+
 def _answers(correct: str, partial: str, wrong: list[str], n: int, rng: np.random.Generator):
     """n answers: the correct one (1.0), a right-but-embellished one (0.5), the rest wrong (0.0)."""
     wrong = list(dict.fromkeys(w for w in wrong if w != correct))
@@ -438,6 +439,9 @@ def generate_world(out: str, n: int = 8, seed: int = 0, n_candidates: int = 4,
     context files (zero bytes, truncated, garbage, missing) to exercise error handling."""
     if n < 1 or n_candidates < 2:
         raise ValueError("need n >= 1 prompts and n_candidates >= 2")
+    if n_candidates > MAX_UNDERSTANDING_ANSWERS and any(not t.endswith("_generation") for t in tasks):
+        raise ValueError(f"understanding questions have at most {MAX_UNDERSTANDING_ANSWERS} distinct answers; "
+                         f"ask for n_candidates <= {MAX_UNDERSTANDING_ANSWERS} or generation tasks only")
     unknown = set(tasks) - set(TASKS)
     if unknown:
         raise ValueError(f"unknown task(s) {sorted(unknown)}; expected some of {TASKS}")
