@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
 
+from .io import storage
 from .io.media import MediaLimits
 
 T = TypeVar("T", bound=BaseModel)
@@ -85,11 +85,6 @@ def parse_config(data: Any, model: type[T], source: str = "<config>") -> T:
 
 
 def load_yaml(path: str | Path, model: type[T]) -> T:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    return parse_config(data, model, str(path))
+    """A typed config from a YAML file (local or s3://)."""
+    data = storage.read_yaml(path, ConfigError, "config file")
+    return parse_config(data, model, os.fspath(path))

@@ -119,3 +119,15 @@ def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
 def exists(uri: str | os.PathLike) -> bool:
     fs, path = resolve(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_yaml(uri: str | os.PathLike, error: type[Exception] = ValueError, what: str = "file"):
+    """Parses a YAML file (local or s3://); a missing file or bad YAML raises ``error`` with a clear message."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_bytes(uri).decode("utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} not found: {os.fspath(uri)}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise error(f"{os.fspath(uri)}: not valid YAML: {e}") from None

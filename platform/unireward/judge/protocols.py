@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
+from ..io import storage
 from .types import JudgeItem, Mode, Task
 
 DEFAULT_FAMILY = "qwen"
@@ -208,13 +208,7 @@ class ProtocolRegistry:
 
     @classmethod
     def from_yaml(cls, path: str | Path, base: "ProtocolRegistry | None" = None) -> "ProtocolRegistry":
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ProtocolError(f"protocol file not found: {path}") from None
-        except yaml.YAMLError as e:
-            raise ProtocolError(f"{path}: not valid YAML: {e}") from None
+        data = storage.read_yaml(path, ProtocolError, "protocol file")
         return cls.from_mapping(data, str(path), base)
 
     @classmethod

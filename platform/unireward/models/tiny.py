@@ -235,49 +235,42 @@ def _tiny_vae():
     )
 
 
-def build_tiny_t2i(out: str | os.PathLike, seed: int = 0) -> Path:
-    """A tiny StableDiffusionPipeline (SD1.5 layout) folder."""
+def _build_tiny_diffusion(out: str | os.PathLike, seed: int, video: bool) -> Path:
     import torch
-    from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    import diffusers
 
     out = Path(out)
     tok, enc = _clip_text(seed)
+    dim = "3D" if video else "2D"
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
+    unet_cls = diffusers.UNet3DConditionModel if video else diffusers.UNet2DConditionModel
+    unet = unet_cls(
         sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=(f"CrossAttnDownBlock{dim}", f"DownBlock{dim}"),
+        up_block_types=(f"UpBlock{dim}", f"CrossAttnUpBlock{dim}"),
     )
-    pipe = StableDiffusionPipeline(
-        vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet,
-        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+    parts = dict(vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet, scheduler=diffusers.DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1))
+    if video:
+        pipe = diffusers.TextToVideoSDPipeline(**parts)
+    else:
+        pipe = diffusers.StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                                 requires_safety_checker=False)
     pipe.save_pretrained(out)
-    _write_card(out, "t2i", dict(seed=seed, unet_parameters=sum(p.numel() for p in unet.parameters())))
+    kind = "t2v" if video else "t2i"
+    _write_card(out, kind, dict(seed=seed, unet_parameters=sum(p.numel() for p in unet.parameters())))
     return out
+
+
+def build_tiny_t2i(out: str | os.PathLike, seed: int = 0) -> Path:
+    """A tiny StableDiffusionPipeline (SD1.5 layout: UNet2DConditionModel, AutoencoderKL, CLIP) folder."""
+    return _build_tiny_diffusion(out, seed, video=False)
 
 
 def build_tiny_t2v(out: str | os.PathLike, seed: int = 0) -> Path:
     """A tiny TextToVideoSDPipeline (UNet3DConditionModel) folder."""
-    import torch
-    from diffusers import DDPMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-
-    out = Path(out)
-    tok, enc = _clip_text(seed)
-    torch.manual_seed(seed)
-    unet = UNet3DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-    )
-    pipe = TextToVideoSDPipeline(
-        vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet,
-        scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False),
-    )
-    pipe.save_pretrained(out)
-    _write_card(out, "t2v", dict(seed=seed, unet_parameters=sum(p.numel() for p in unet.parameters())))
-    return out
+    return _build_tiny_diffusion(out, seed, video=True)
 
 
 def build_tiny(kind: str, out: str | os.PathLike, **kwargs: Any) -> Path:

@@ -301,6 +301,19 @@ def _error_counts(rng: np.random.Generator, n: int, max_errors: int) -> list[int
     return [int(x) for x in rng.permutation(base)]
 
 
+def _quality_level(rng: np.random.Generator) -> int:
+    return int(rng.choice(len(QUALITY_LEVELS), p=[0.5, 0.3, 0.2]))
+
+
+def _generated(files: dict[str, bytes], pid: str, j: int, task: str, ext: str, data: bytes, kept: float,
+               level: int) -> dict[str, Any]:
+    """A generation candidate: its media file and ground truth 0.75 * attributes kept + 0.25 * quality."""
+    rel = f"media/{task}/{pid}/c{j}.{ext}"
+    files[rel] = data
+    gt = 0.75 * kept + 0.25 * QUALITY_LEVELS[level][0]
+    return dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None)
+
+
 def make_image_generation(seed: int, i: int, n: int) -> Prompt:
     rng = _rng(seed, "image_generation", i)
     scene = random_scene(rng)
@@ -308,12 +321,9 @@ def make_image_generation(seed: int, i: int, n: int) -> Prompt:
     cands, files = [], {}
     for j, n_err in enumerate(_error_counts(rng, n, 3)):
         groups, kept = perturb(scene, n_err, rng)
-        level = int(rng.choice(3, p=[0.5, 0.3, 0.2]))
-        img = degrade(render_scene(groups), level, rng)
-        rel = f"media/image_generation/{pid}/c{j}.png"
-        files[rel] = png(img)
-        gt = 0.75 * kept / (4 * len(scene)) + 0.25 * QUALITY_LEVELS[level][0]
-        cands.append(dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None))
+        level = _quality_level(rng)
+        data = png(degrade(render_scene(groups), level, rng))
+        cands.append(_generated(files, pid, j, "image_generation", "png", data, kept / (4 * len(scene)), level))
     meta = dict(scene=[asdict(g) for g in scene])
     return Prompt(dict(prompt_id=pid, task="image_generation", prompt=caption(scene), context=None,
                        candidates=cands, meta=json.dumps(meta)), files)
@@ -339,12 +349,9 @@ def make_video_generation(seed: int, i: int, n: int) -> Prompt:
     cands, files = [], {}
     for j, n_err in enumerate(_error_counts(rng, n, 3)):
         m, kept = perturb_motion(motion, n_err, rng)
-        level = int(rng.choice(3, p=[0.5, 0.3, 0.2]))
-        flicker = (0.0, 0.15, 0.35)[level]
-        rel = f"media/video_generation/{pid}/c{j}.mp4"
-        files[rel] = mp4(render_motion(m, flicker, rng))
-        gt = 0.75 * kept / motion.attributes() + 0.25 * QUALITY_LEVELS[level][0]
-        cands.append(dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None))
+        level = _quality_level(rng)
+        data = mp4(render_motion(m, (0.0, 0.15, 0.35)[level], rng))
+        cands.append(_generated(files, pid, j, "video_generation", "mp4", data, kept / motion.attributes(), level))
     return Prompt(dict(prompt_id=pid, task="video_generation", prompt=motion.caption(), context=None,
                        candidates=cands, meta=json.dumps(dict(motion=asdict(motion)))), files)
 
