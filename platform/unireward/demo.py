@@ -35,7 +35,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
 
     if console is None:
         console = Console()
-        console = Console(width=max(console.width, 100))
+        console = Console(width=max(console.width, 112))
     work = Path(workdir)
     t0 = time.time()
     console.rule("[bold]unireward demo[/bold]: one judge, four tasks, on the synthetic world")
