@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, TypeAdapter, ValidationError,
+                      model_validator)
 
 from .io import storage
 from .io.media import MediaLimits
@@ -65,10 +66,96 @@ class JudgeConfig(_Strict):
         )
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
+class ResourcesConfig(_Strict):
+    """The judge actor pool (Ray Data ``ActorPoolStrategy``) and the CPU decode stage."""
+
+    min_actors: PositiveInt = Field(1, description="judge actors kept alive")
+    max_actors: PositiveInt = Field(1, description="the pool grows to this many actors under load")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per judge actor (1 on a GPU cluster)")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per judge actor (also its torch threads)")
+    batch_size: PositiveInt = Field(8, description="pool rows (curate) or items (score) per judge call")
+    decode_cpus: float = Field(1.0, gt=0, description="CPUs per media-decoding task")
+    decode_batch_size: PositiveInt = Field(8, description="rows per media-decoding task")
+    decode_memory_mb: PositiveInt = Field(512, description="memory each media-decoding task reserves")
+
+    @model_validator(mode="after")
+    def _pool_bounds(self):
+        if self.max_actors < self.min_actors:
+            raise ValueError(f"max_actors ({self.max_actors}) must be >= min_actors ({self.min_actors})")
+        return self
+
+
+class SelectConfig(_Strict):
+    """How a prompt's judgments become a preference pair (see unireward.curate.select)."""
+
+    strategy: Literal["pair_point", "bradley_terry"] = "pair_point"
+    margin: float = Field(0.0, ge=0, description="keep a pair only if chosen - rejected score exceeds this")
+    on_tie: Literal["drop_pair", "rejudge_swapped", "exclude_prompt"] = "drop_pair"
+    on_unparsed: Literal["drop_pair", "rejudge_swapped", "exclude_prompt"] = "rejudge_swapped"
+    confirm: bool = Field(True, description="pair_point: judge chosen vs rejected head to head")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="keep a pair only if P(chosen better) >= this")
+    pairings: PositiveInt = Field(6, description="bradley_terry: random pairs judged per prompt")
+
+
+class GenerateConfig(_Strict):
+    """Optional candidate generation: a VLM answers (understanding tasks) or a diffusers pipeline
+    draws (generation tasks) ``n`` candidates per prompt, each with a recorded seed."""
+
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="policy checkpoint folder")
+    n: int = Field(4, ge=2, le=64, description="candidates per prompt")
+    seed: int = 0
+    temperature: float = Field(0.9, gt=0, description="VLM sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: PositiveInt = 64
+    steps: PositiveInt = Field(4, description="diffusion: inference steps")
+    guidance_scale: float = Field(1.0, ge=0, description="diffusion: classifier-free guidance")
+    height: PositiveInt = 64
+    width: PositiveInt = 64
+    num_frames: PositiveInt = Field(8, description="video generation: frames")
+    fps: PositiveInt = 8
+    device: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    resources: ResourcesConfig = ResourcesConfig(batch_size=2)
+
+
+class CurateSpec(_Strict):
+    """``kind: curate``: pools (or prompts, with ``generate``) in, preference pairs out."""
+
+    kind: Literal["curate"]
+    name: str = Field(..., min_length=1)
+    input: str = Field(..., description="Parquet file or folder (local or s3://): pool rows, or prompts with generate")
+    output: str = Field(..., description="output folder or s3:// prefix")
+    judge: JudgeConfig
+    resources: ResourcesConfig = ResourcesConfig()
+    select: SelectConfig = SelectConfig()
+    generate: GenerateConfig | None = None
+    export: list[Literal["trl", "diffusion_dpo", "videodpo"]] | None = Field(
+        None, description="exporters to run (default: every one that applies to the tasks present)")
+    max_error_fraction: float = Field(0.1, ge=0, le=1, description="fail the job when more inputs than this fail")
+    seed: int = 0
+
+
+class ScoreSpec(_Strict):
+    """``kind: score``: judge every pair or point item of a table; no selection."""
+
+    kind: Literal["score"]
+    name: str = Field(..., min_length=1)
+    input: str = Field(..., description="Parquet file or folder of item rows (local or s3://)")
+    output: str
+    judge: JudgeConfig
+    resources: ResourcesConfig = ResourcesConfig()
+    max_error_fraction: float = Field(0.1, ge=0, le=1)
+
+
+Spec = Annotated[Union[CurateSpec, ScoreSpec], Field(discriminator="kind")]
+SPEC_KINDS = ("curate", "score")
+
+
+def format_validation_error(e: ValidationError, source: str, strip_tag: bool = False) -> str:
     lines = [f"{source}: {e.error_count()} problem(s):"]
     for err in e.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = err["loc"][1:] if strip_tag and err["loc"] and err["loc"][0] in SPEC_KINDS else err["loc"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
@@ -82,6 +169,22 @@ def parse_config(data: Any, model: type[T], source: str = "<config>") -> T:
         return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec:
+    """A job spec from a mapping; ``kind`` picks the spec type."""
+    if not isinstance(data, dict) or data.get("kind") not in SPEC_KINDS:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        raise ConfigError(f"{source}: 'kind' must be one of {list(SPEC_KINDS)}, got {kind!r}")
+    try:
+        return TypeAdapter(Spec).validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source, strip_tag=True)) from None
+
+
+def load_spec(path: str | Path) -> CurateSpec | ScoreSpec:
+    """A job spec from a YAML file (local or s3://)."""
+    return parse_spec(storage.read_yaml(path, ConfigError, "spec file"), os.fspath(path))
 
 
 def load_yaml(path: str | Path, model: type[T]) -> T:

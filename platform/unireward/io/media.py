@@ -38,6 +38,9 @@ class MediaError(Exception):
         self.code = code
         self.reason = reason
 
+    def __reduce__(self):  # picklable (decoded media travel between Ray workers)
+        return (MediaError, (self.code, self.reason))
+
 
 @dataclass(frozen=True)
 class MediaLimits:

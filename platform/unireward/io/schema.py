@@ -82,3 +82,88 @@ def parent(uri: str) -> str:
     if storage.is_s3(uri):
         return uri.rsplit("/", 1)[0]
     return os.path.dirname(os.path.abspath(uri))
+
+
+PREFERENCE_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("task", pa.string()),
+        ("prompt", pa.string()),
+        ("context", pa.string()),  # understanding tasks: the image or video (absolute reference)
+        ("chosen_id", pa.string()),
+        ("rejected_id", pa.string()),
+        ("chosen", pa.string()),  # answer text (understanding) or media reference (generation)
+        ("rejected", pa.string()),
+        ("chosen_score", pa.float64()),  # pair_point: normalised point score; bradley_terry: BT strength
+        ("rejected_score", pa.float64()),
+        ("margin", pa.float64()),  # chosen_score - rejected_score
+        ("p_chosen_better", pa.float64()),  # the judge's P(chosen better than rejected), where known
+        ("strategy", pa.string()),
+        ("chosen_gt", pa.float64()),  # ground truth of the candidates, where the pool has it
+        ("rejected_gt", pa.float64()),
+        ("judge", pa.string()),  # the judge's model path
+        ("protocol", pa.string()),
+        ("method", pa.string()),
+        ("provenance", pa.string()),  # JSON: the judge's full provenance, selection settings, seeds
+    ]
+)
+
+ERROR_SCHEMA = pa.schema(
+    [
+        ("unit_id", pa.string()),  # the prompt (curate) or item (score) the error belongs to
+        ("candidate_id", pa.string()),  # the candidate, when the error is about one
+        ("task", pa.string()),
+        ("stage", pa.string()),  # input | decode | generate | judge | select
+        ("status", pa.string()),  # invalid_input | unparsed | error
+        ("reason", pa.string()),
+    ]
+)
+
+JUDGMENT_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("task", pa.string()),
+        ("mode", pa.string()),
+        ("method", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("verdict", pa.string()),
+        ("p_first", pa.float64()),
+        ("p_second", pa.float64()),
+        ("p_tie", pa.float64()),
+        ("score", pa.float64()),
+        ("score_norm", pa.float64()),
+        ("dims", pa.string()),  # JSON: multi-dimension scores
+        ("agreement", pa.bool_()),
+        ("mass", pa.float64()),
+        ("raw_text", pa.string()),
+        ("label", pa.string()),  # passed through from the item, where known
+        ("gt_scores", pa.list_(pa.float64())),
+        ("provenance", pa.string()),  # JSON
+    ]
+)
+
+STAGED_PROMPT_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("task", pa.string()),
+        ("prompt", pa.string()),
+        ("context", pa.string()),
+        ("status", pa.string()),  # kept | dropped | excluded | failed
+        ("reason", pa.string()),
+        ("preferences", pa.string()),  # JSON lists (the final tables are typed; shards stay schema-stable)
+        ("errors", pa.string()),
+        ("judgments", pa.string()),
+        ("stats", pa.string()),
+    ]
+)
+
+PROMPT_STATUS_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("task", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("stats", pa.string()),  # JSON
+    ]
+)
