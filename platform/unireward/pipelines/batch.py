@@ -310,12 +310,22 @@ def fingerprint(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     return fp
 
 
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def _runtime_env() -> dict[str, Any]:
+    """The driver's storage settings, for every worker of the job (they may run on other nodes, or
+    in a Ray cluster started before these variables were set)."""
+    return {"env_vars": {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}}
+
+
 def _pool(resources, spec_json: str):
     from ray.data import ActorPoolStrategy
 
     return dict(compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
                 num_gpus=resources.gpus_per_actor or None, num_cpus=resources.cpus_per_actor,
-                batch_size=resources.batch_size, batch_format="pyarrow",
+                batch_size=resources.batch_size, batch_format="pyarrow", runtime_env=_runtime_env(),
                 fn_constructor_kwargs=dict(spec_json=spec_json))
 
 
@@ -323,7 +333,32 @@ def _decode_args(resources) -> dict[str, Any]:
     # CPU tasks with their own memory request. Their resources differ from the judge actors', which
     # also keeps Ray Data from fusing the decoding into the actors: it must not stall a GPU actor.
     return dict(num_cpus=resources.decode_cpus, memory=resources.decode_memory_mb * 2**20,
-                batch_size=resources.decode_batch_size, batch_format="pyarrow")
+                batch_size=resources.decode_batch_size, batch_format="pyarrow", runtime_env=_runtime_env())
+
+
+def check_capacity(spec: CurateSpec | ScoreSpec) -> None:
+    """Actors hold their CPUs/GPUs for the whole job: if the smallest pools plus one decoding task
+    do not fit the cluster, the job would wait forever. Say so instead (on an autoscaling cluster,
+    where RAY_ADDRESS is set, only warn: nodes may still come)."""
+    import ray
+
+    have = ray.cluster_resources()
+    pools = [spec.resources] + ([spec.generate.resources] if isinstance(spec, CurateSpec) and spec.generate else [])
+    cpus = sum(p.min_actors * p.cpus_per_actor for p in pools) + spec.resources.decode_cpus
+    gpus = sum(p.min_actors * p.gpus_per_actor for p in pools)
+    problems = []
+    if cpus > have.get("CPU", 0) + 1e-9:
+        problems.append(f"{cpus:g} CPUs (actors' cpus_per_actor x min_actors + decode_cpus) but the cluster has "
+                        f"{have.get('CPU', 0):g}")
+    if gpus > have.get("GPU", 0) + 1e-9:
+        problems.append(f"{gpus:g} GPUs (gpus_per_actor x min_actors) but the cluster has {have.get('GPU', 0):g}")
+    if problems:
+        message = "the job cannot start: it needs " + "; and ".join(problems) + \
+            ". Lower the resources in the spec, or add nodes."
+        if os.environ.get("RAY_ADDRESS"):
+            log.warning("%s (waiting for the autoscaler)", message)
+        else:
+            raise JobFailed(message)
 
 
 def _stream(ds, total: int, what: str, progress: Callable[[int, int, dict], None] | None) -> dict[str, int]:
@@ -341,6 +376,7 @@ def _stream(ds, total: int, what: str, progress: Callable[[int, int, dict], None
 def run_curate(spec: CurateSpec, progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
     t0 = time.time()
     _ray_init()
+    check_capacity(spec)
     resumed = staging.check_fingerprint(spec.output, fingerprint(spec))
     done = sorted(staging.done_units(spec.output, "prompt_id"))
     ds, total = _read(spec.input)
@@ -394,6 +430,7 @@ def finish_curate(spec: CurateSpec, run: dict[str, Any]) -> dict[str, Any]:
 def run_score(spec: ScoreSpec, progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
     t0 = time.time()
     _ray_init()
+    check_capacity(spec)
     resumed = staging.check_fingerprint(spec.output, fingerprint(spec))
     done = sorted(staging.done_units(spec.output, "item_id"))
     ds, total = _read(spec.input)
