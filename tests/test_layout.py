@@ -16,7 +16,8 @@ def test_platform_still_means_the_standard_library():
 
 
 def test_the_core_never_imports_ray():
-    code = ("import sys, unireward.judge, unireward.io.media, unireward.io.storage, unireward.io.schema, "
+    code = ("import sys, unireward.judge, unireward.curate, unireward.curate.export, unireward.curate.report, "
+            "unireward.generate, unireward.io.staging, unireward.io.media, unireward.io.storage, unireward.io.schema, "
             "unireward.synth, unireward.models.tiny, unireward.config; "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout

@@ -290,6 +290,29 @@ def bench_judge_cmd(
     typer.echo(json.dumps(r["setup"]))
 
 
+@bench_app.command("curate")
+def bench_curate_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    prompts: int = typer.Option(48, help="pool rows (prompts with 4 candidates each)"),
+    batch_size: int = typer.Option(4, help="prompts per judge call"),
+    size: str = typer.Option("small", help="tiny judge size: nano, small, mini or base"),
+) -> None:
+    """Curation throughput: Ray Data (1 and 2 judge actors) against a plain in-process loop."""
+    _quiet_libraries()
+    from .bench import bench_curate
+
+    log = (lambda s: typer.echo(s, err=True)) if as_json else typer.echo
+    r = bench_curate(n_prompts=prompts, batch_size=batch_size, size=size, log=log)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"\n{'pipeline':18s} {'prompts/s':>10s} {'seconds':>9s}")
+    for k, v in r["results"].items():
+        typer.echo(f"{k:18s} {v['prompts_per_s']:10.2f} {v['seconds']:9.1f}")
+    typer.echo(f"ray (1 actor) / loop: {r['ray_1_actor_vs_loop']:.2f}   ray 2 actors / 1: {r['ray_2_actors_vs_1']:.2f}")
+    typer.echo(json.dumps(r["setup"]))
+
+
 def main() -> None:  # pragma: no cover
     app()
 

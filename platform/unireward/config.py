@@ -123,7 +123,8 @@ class CurateSpec(_Strict):
 
     kind: Literal["curate"]
     name: str = Field(..., min_length=1)
-    input: str = Field(..., description="Parquet file or folder (local or s3://): pool rows, or prompts with generate")
+    input: str | list[str] = Field(..., description="Parquet file(s) or folder (local or s3://): pool rows, or "
+                                   "prompt rows when generate is set")
     output: str = Field(..., description="output folder or s3:// prefix")
     judge: JudgeConfig
     resources: ResourcesConfig = ResourcesConfig()
@@ -140,7 +141,7 @@ class ScoreSpec(_Strict):
 
     kind: Literal["score"]
     name: str = Field(..., min_length=1)
-    input: str = Field(..., description="Parquet file or folder of item rows (local or s3://)")
+    input: str | list[str] = Field(..., description="Parquet file(s) or folder of item rows (local or s3://)")
     output: str
     judge: JudgeConfig
     resources: ResourcesConfig = ResourcesConfig()

@@ -45,7 +45,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     if not card.exists():
         build_tiny_judge(judge_dir, arch="qwen2_5_vl", size="small", seed=seed)
     info = json.loads(card.read_text())
-    console.print(f"[1/4] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
+    console.print(f"[1/5] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
                   "parameters, random weights: untrained)")
 
     world_dir = work / "world"
@@ -53,13 +53,13 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
         tid = bar.add_task("synthesizing", total=n * len(TASKS))
         summary = generate_world(str(world_dir), n=n, seed=seed, n_candidates=n_candidates, corrupt=corrupt,
                                  progress=lambda task, i, total: bar.advance(tid))
-    console.print(f"[2/4] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
+    console.print(f"[2/5] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
                   f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})")
 
     rm = RewardModel(judge_dir, max_new_tokens=max_new_tokens)
     results: dict[str, Any] = {}
     rows_out: list[dict[str, Any]] = []
-    console.print("[3/4] judging every pair and point, with both methods (pairs in both orders)")
+    console.print("[3/5] judging every pair and point, with both methods (pairs in both orders)")
     for task in TASKS:
         items, rows = read_items(summary.items[task])
         if Task(task).is_generation:  # also the multi-dimension scores of generation candidates
@@ -82,7 +82,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                 d.pop("provenance", None)
                 rows_out.append(dict(d, label=r["label"], gt_scores=r["gt_scores"]))
 
-    table = Table(title="[4/4] agreement with ground truth (untrained tiny judge: chance level is expected)",
+    table = Table(title="[4/5] agreement with ground truth (untrained tiny judge: chance level is expected)",
                   box=box.SIMPLE_HEAD)
     for col in ("task", "method", "pair acc", "w/o ties", "point rho", "multi rho", "ok/unp/inv/err", "swap agree",
                 "sec"):
@@ -96,21 +96,59 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                           f"{r['seconds']:.1f}")
     console.print(table)
 
+    invalid = sum(r["status"]["invalid_input"] for bm in results.values() for r in bm.values())
+    console.print(f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
+                  "every other item was judged.")
+    curation = _curate(judge_dir, summary, work / "curate", console)
+
     out = dict(judge=str(judge_dir), world=str(world_dir), corrupted=summary.corrupted, results=results,
-               seconds=round(time.time() - t0, 1))
+               curation=curation, seconds=round(time.time() - t0, 1))
     storage.write_bytes(str(work / "summary.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "judgments.jsonl"), "".join(json.dumps(r) + "\n" for r in rows_out).encode())
     _plot(results, work / "agreement.png")
-    invalid = sum(r["status"]["invalid_input"] for bm in results.values() for r in bm.values())
     console.print(
-        f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
-        "every other item was judged.\n"
-        "The judge is a randomly initialised tiny model, so agreement is at chance: this run shows the "
-        "machinery (both methods, swap debiasing, error records) end to end, not judging skill.\n"
-        f"Written: {work / 'summary.json'}, {work / 'judgments.jsonl'}, {work / 'agreement.png'}  "
-        f"({out['seconds']:.0f} s)"
+        "The judge is a randomly initialised tiny model, so agreement with ground truth and curation precision are "
+        "at chance: this run shows the machinery (both methods, swap debiasing, error records, curation on Ray "
+        "Data, exactly-once output, exporters) end to end, not judging skill.\n"
+        f"Written: {work / 'summary.json'}, {work / 'judgments.jsonl'}, {work / 'agreement.png'}, "
+        f"{work / 'curate'}/  ({out['seconds']:.0f} s)"
     )
     return out
+
+
+def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
+    """Step 5: pair ranking + point sifting over the four pools on a local Ray (Ray Data actor pool)."""
+    import shutil
+
+    from rich import box
+    from rich.table import Table
+
+    from .config import CurateSpec
+    from .pipelines.batch import run_spec
+
+    shutil.rmtree(out, ignore_errors=True)
+    spec = CurateSpec.model_validate(dict(
+        kind="curate", name="demo-curate", input=[world.pools[t] for t in TASKS], output=str(out),
+        judge=dict(model=str(judge_dir)), resources=dict(batch_size=4, decode_batch_size=4), max_error_fraction=0.5))
+    console.print("[5/5] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
+                  "confirmation pairs, exactly-once shards, exporters")
+    with _progress_bar(console) as bar:
+        tid = bar.add_task("curating", total=None)
+        summary = run_spec(spec, lambda done, total, counts: bar.update(tid, completed=done, total=total))
+    table = Table(title="curation (precision: kept pairs whose chosen candidate is truly better)", box=box.SIMPLE_HEAD)
+    for col in ("task", "prompts", "kept", "dropped", "failed", "keep rate", "precision", "first-shown wins"):
+        table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
+    for task, t in summary["tasks"].items():
+        st = t["status"]
+        table.add_row(task, str(t["prompts"]), str(st.get("kept", 0)), str(st.get("dropped", 0) + st.get("excluded", 0)),
+                      str(st.get("failed", 0)), _f(t["keep_rate"]), _f(t["precision"]["precision"]),
+                      _f(t["position_bias"]["rate"]))
+    console.print(table)
+    exports = ", ".join(f"{name}: {sum(f['rows'] for f in e['files'].values())} rows"
+                        for name, e in summary["exports"].items())
+    console.print(f"Preferences: {out / 'preferences'}; exports ({exports}); report: {out / 'report'}; "
+                  f"{summary['errors']['total']} error records in {out / 'errors'}.")
+    return dict(output=str(out), tasks=summary["tasks"], errors=summary["errors"], run=summary["run"])
 
 
 def _score(judgments, rows) -> dict[str, Any]:

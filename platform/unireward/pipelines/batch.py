@@ -39,14 +39,20 @@ class JobFailed(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _base_of(row: dict[str, Any], input_uri: str) -> str:
-    """The folder relative media references of ``row`` resolve against."""
+def _inputs(uri: str | list[str]) -> list[str]:
+    return [uri] if isinstance(uri, str) else list(uri)
+
+
+def _base_of(row: dict[str, Any], inputs: str | list[str]) -> str:
+    """The folder relative media references of ``row`` resolve against: its Parquet file's folder."""
+    inputs = _inputs(inputs)
     path = row.get(PATH_COLUMN)
     if path:
-        if storage.is_s3(input_uri) and not path.startswith("s3://"):
+        if any(storage.is_s3(u) for u in inputs) and not path.startswith("s3://") and not os.path.isabs(path):
             path = "s3://" + path
         return schema.parent(path)
-    return schema.parent(input_uri) if input_uri.endswith(".parquet") else input_uri
+    first = inputs[0]
+    return schema.parent(first) if first.endswith(".parquet") else first
 
 
 def _resolve(ref: Any, base: str) -> Any:
@@ -80,7 +86,7 @@ def drop_done(batch: pa.Table, done: list[str], column: str) -> pa.Table:
     return batch.filter(pc.invert(pc.is_in(batch[column], value_set=pa.array(done, pa.string()))))
 
 
-def decode_pool_rows(batch: pa.Table, input_uri: str, limits: dict[str, Any]) -> pa.Table:
+def decode_pool_rows(batch: pa.Table, input_uri: str | list[str], limits: dict[str, Any]) -> pa.Table:
     """CPU stage: resolves and decodes every media file a pool row's judging needs (the candidates
     of generation tasks, the context of understanding tasks). Failures travel as MediaErrors."""
     lim = media_io.MediaLimits(**limits)
@@ -105,7 +111,7 @@ def decode_pool_rows(batch: pa.Table, input_uri: str, limits: dict[str, Any]) ->
     return _table(rows, schema.POOL_SCHEMA, {MEDIA_COLUMN: pa.binary()})
 
 
-def decode_item_rows(batch: pa.Table, input_uri: str, limits: dict[str, Any]) -> pa.Table:
+def decode_item_rows(batch: pa.Table, input_uri: str | list[str], limits: dict[str, Any]) -> pa.Table:
     """CPU stage for ``kind: score``: the same for item rows."""
     lim = media_io.MediaLimits(**limits)
     rows = batch.to_pylist()
@@ -290,14 +296,18 @@ def _ray_init() -> None:
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
-def _read(uri: str):
+def _read(uri: str | list[str]):
     """The input dataset and its row count (from the Parquet footers, without reading the data)."""
     import pyarrow.parquet as pq
     import ray
 
-    fs, path = storage.resolve(uri)
-    total = sum(f.metadata.num_rows for f in pq.ParquetDataset(path, filesystem=fs).fragments)
-    return ray.data.read_parquet(path, filesystem=fs, include_paths=True), total
+    resolved = [storage.resolve(u) for u in _inputs(uri)]
+    fs = resolved[0][0]
+    if any(type(f) is not type(fs) for f, _ in resolved):
+        raise ValueError("all inputs of a job must be on the same storage (local or s3://)")
+    paths = [p for _, p in resolved]
+    total = sum(f.metadata.num_rows for p in paths for f in pq.ParquetDataset(p, filesystem=fs).fragments)
+    return ray.data.read_parquet(paths, filesystem=fs, include_paths=True), total
 
 
 def fingerprint(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
@@ -382,6 +392,9 @@ def run_curate(spec: CurateSpec, progress: Callable[[int, int, dict], None] | No
     ds, total = _read(spec.input)
     spec_json = spec.model_dump_json()
     ds = ds.map_batches(drop_done, fn_kwargs=dict(done=done, column="prompt_id"), batch_format="pyarrow")
+    # streaming (no shuffle) re-blocking into judge-batch-sized blocks: several actors get work, and
+    # results (and progress) stream out batch by batch instead of one input file at a time
+    ds = ds.repartition(target_num_rows_per_block=spec.resources.batch_size)
     if spec.generate is not None:
         ds = ds.map_batches(GenerateStage, **_pool(spec.generate.resources, spec_json))
     limits = spec.judge.media.model_dump()
@@ -436,6 +449,7 @@ def run_score(spec: ScoreSpec, progress: Callable[[int, int, dict], None] | None
     ds, total = _read(spec.input)
     spec_json = spec.model_dump_json()
     ds = ds.map_batches(drop_done, fn_kwargs=dict(done=done, column="item_id"), batch_format="pyarrow")
+    ds = ds.repartition(target_num_rows_per_block=spec.resources.batch_size)
     ds = ds.map_batches(decode_item_rows, fn_kwargs=dict(input_uri=spec.input, limits=spec.judge.media.model_dump()),
                         **_decode_args(spec.resources))
     ds = ds.map_batches(ScoreStage, **_pool(spec.resources, spec_json))
