@@ -229,3 +229,12 @@ def test_bradley_terry_selection():
     strict = SelectConfig(strategy="bradley_terry", pairings=15, min_confidence=0.999999)
     [res] = curate_batch([_row(n=6)], Script(pairs=pairs), strict, swap=False)
     assert res.status == "dropped" and "min_confidence" in res.reason
+
+
+def test_a_generation_failure_is_the_recorded_reason():
+    row = _row()
+    row.error = "RuntimeError: CUDA out of memory"
+    [res] = curate_batch([row], Script(), SelectConfig(), swap=False)
+    assert res.status == "failed" and "out of memory" in res.reason
+    assert res.errors == [dict(unit_id="p1", candidate_id=None, task="image_generation", stage="generate",
+                               status="error", reason="RuntimeError: CUDA out of memory")]

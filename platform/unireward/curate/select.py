@@ -52,6 +52,7 @@ class PoolRow:
     candidates: list[Candidate]
     context_ref: str | None = None
     context: Any = None  # decoded context media (understanding tasks), or a MediaError
+    error: str | None = None  # why the row's candidates could not be generated, if they could not
 
 
 @dataclass
@@ -147,6 +148,11 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
     items: list[JudgeItem] = []
     owners: list[tuple[int, str, Any]] = []  # (row index, 'pair'|'point', pair spec or candidate)
     for r, row in enumerate(rows):
+        if row.error:
+            results[r] = PromptResult(row.prompt_id, row.task, "failed", f"generation failed: {row.error}",
+                                      prompt=row.prompt, context=row.context_ref,
+                                      errors=[_error(row, "generate", "error", row.error)])
+            continue
         problem = row_problem(row)
         if problem:
             results[r] = PromptResult(row.prompt_id or "", row.task, "failed", problem, prompt=row.prompt,

@@ -150,8 +150,13 @@ def pool_row(row: dict[str, Any]) -> PoolRow:
         else:
             source = decoded.get(c.get("id"), ref) if generation else ref
         cands.append(Candidate(cid, ref or "", source, c.get("gt_score"), c.get("seed")))
+    try:
+        meta = json.loads(row["meta"]) if row.get("meta") else {}
+    except (TypeError, ValueError):
+        meta = {}
     return PoolRow(row.get("prompt_id") or "", row.get("task") or "", row.get("prompt") or "", cands,
-                   context_ref=row.get("context"), context=decoded.get("__context__", row.get("context")))
+                   context_ref=row.get("context"), context=decoded.get("__context__", row.get("context")),
+                   error=meta.get("generate_error") if isinstance(meta, dict) else None)
 
 
 def staged_prompt_row(res) -> dict[str, Any]:
