@@ -112,6 +112,14 @@ def test_score_items(ray_local, tiny_judge_dir, cworld, tmp_path):
     points = [r for r in rows if r["mode"] == "point_score" and r["status"] == "ok"]
     assert points and all(0 <= r["score_norm"] <= 1 for r in points)
     assert s["errors"]["failed_inputs"] == sum(r["status"] in ("invalid_input", "error") for r in rows)
+    # items touching a damaged file fail with the decoder's own reason
+    damaged = {c["file"] for c in cworld.corrupted}
+    by_id = {r["item_id"]: r for r in rows}
+    hit = [by_id[it["item_id"]] for it in items
+           if any(str(c).endswith(tuple(damaged)) for c in (it["candidates"] or []) + [it["context"] or ""])]
+    assert hit and all(r["status"] == "invalid_input" for r in hit)
+    assert all(r["reason"].split(":")[0] in ("not_found", "empty", "decode_failed") for r in hit), \
+        [r["reason"] for r in hit]
 
 
 def _cli(args, **kw):
@@ -233,7 +241,7 @@ def test_curate_on_s3(ray_local, tiny_judge_dir, s3_env):
 def test_a_job_that_cannot_fit_says_so(ray_local, tiny_judge_dir, cworld, tmp_path):
     spec = curate_spec(tiny_judge_dir, cworld, "image_generation", tmp_path / "o",
                        resources=dict(min_actors=2, max_actors=2, cpus_per_actor=1.0))
-    with pytest.raises(JobFailed, match="cannot start: it needs 3 CPUs"):
+    with pytest.raises(JobFailed, match="cannot start: it needs 3 CPUs"):  # 2 actors + 1 for reading
         run_spec(spec)
 
 

@@ -262,6 +262,48 @@ def run(
                                summary=storage.join(spec.output, "report", "summary.json")), indent=2))
 
 
+@app.command("serve")
+def serve_cmd(
+    config: Optional[Path] = typer.Option(None, help="Serve config (default: serve/reward.yaml)"),
+    model: Optional[str] = typer.Option(None, help="judge checkpoint folder (overrides the config)"),
+    host: Optional[str] = typer.Option(None, help="bind address (0.0.0.0 requires bearer tokens)"),
+    port: Optional[int] = typer.Option(None),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override an application arg: --set max_batch_size=16"),
+) -> None:
+    """Run the reward endpoint on the embedded Ray (`serve deploy serve/reward.yaml` on a cluster)."""
+    _quiet_libraries()
+    import signal
+    import time
+
+    from .config import ConfigError
+    from .serve import local
+
+    try:
+        cfg = local.read_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    args: dict = _apply_overrides({}, set_ or [])
+    if model:
+        args.setdefault("judge", {})["model"] = model
+    if host:
+        args["host"] = host
+    if port:
+        args["port"] = port
+    try:
+        url = local.start(cfg, args)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"reward endpoint ready at {url}  (docs: {url}/docs; Ctrl-C stops it)")
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    local.stop(shutdown=True)
+
+
 @bench_app.command("judge")
 def bench_judge_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),

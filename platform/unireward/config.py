@@ -40,9 +40,11 @@ class MediaConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    """How to load and run the judge."""
+    """How to load and run the judge (or, with ``endpoint``, which served judge to call)."""
 
     model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="checkpoint folder of the VLM judge")
+    endpoint: str | None = Field(None, description="use a served judge at this URL instead of loading the model")
+    token_env: str = Field("UNIREWARD_API_TOKEN", description="environment variable holding the endpoint's token")
     family: str = Field("qwen", description="protocol family: the phrasing the checkpoint was trained on")
     protocols: str | None = Field(None, description="YAML file overriding protocol templates")
     method: Literal["logits", "generate"] = "logits"
@@ -56,6 +58,10 @@ class JudgeConfig(_Strict):
     media: MediaConfig = MediaConfig()
 
     def build(self):
+        if self.endpoint:
+            from .serve.client import RemoteJudge
+
+            return RemoteJudge(self.endpoint, token=os.environ.get(self.token_env), media=self.media.limits())
         from .judge.model import RewardModel
 
         return RewardModel(
@@ -146,6 +152,28 @@ class ScoreSpec(_Strict):
     judge: JudgeConfig
     resources: ResourcesConfig = ResourcesConfig()
     max_error_fraction: float = Field(0.1, ge=0, le=1)
+
+
+class ServeConfig(_Strict):
+    """The online reward endpoint (unireward.serve): the `args` of serve/reward.yaml's application."""
+
+    judge: JudgeConfig
+    model_name: str = Field("UnifiedReward", description="the name /v1/models and chat completions report")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_batch_size: PositiveInt = Field(32, description="dynamic batching: judgments per batch")
+    batch_wait_timeout_s: float = Field(0.01, ge=0, description="dynamic batching: wait this long to fill a batch")
+    max_body_mb: float = Field(32, gt=0, description="larger request bodies get 413")
+    max_items_per_request: PositiveInt = Field(64, description="items in one /v1/judge/batch request")
+    max_images_per_request: PositiveInt = Field(32, description="images (video frames count) in one request")
+    max_pending: PositiveInt = Field(256, description="requests in flight per replica before 429")
+    request_timeout_s: float = Field(60, gt=0, description="a request waiting longer gets 503")
+    max_new_tokens_limit: PositiveInt = Field(1024, description="chat completions: largest max_tokens accepted")
+    require_auth: bool | None = Field(None, description="bearer tokens required; default: unless bound to loopback")
+    tokens_env: str = Field("UNIREWARD_API_TOKENS", description="comma-separated accepted tokens")
+    tokens_file: str | None = Field(None, description="file with one accepted token per line")
+    s3_buckets: list[str] = Field(default_factory=list, description="buckets s3:// media may come from")
+    allow_http_media: bool = Field(False, description="fetch http(s) media (public addresses only)")
 
 
 Spec = Annotated[Union[CurateSpec, ScoreSpec], Field(discriminator="kind")]

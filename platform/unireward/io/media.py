@@ -272,7 +272,10 @@ def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
 
 
 def load_media(src: Any, kind: str, limits: MediaLimits = MediaLimits()) -> Image.Image | Video:
-    """``kind``: 'image' or 'video'."""
+    """``kind``: 'image' or 'video'. A MediaError given as the source (media that an earlier stage
+    failed to decode) is raised again, with its own reason."""
+    if isinstance(src, MediaError):
+        raise src
     if kind == "image":
         return load_image(src, limits)
     if kind == "video":

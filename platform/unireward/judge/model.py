@@ -312,6 +312,51 @@ class RewardModel:
             results.append(j)
         return results
 
+    # ------------------------------------------------------------------------------ free chat
+    def chat(self, conversations: Sequence[tuple[list[dict[str, Any]], list[Any]]], max_new_tokens: Sequence[int],
+             temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> list[dict[str, Any]]:
+        """Completes raw chats (the OpenAI-compatible route): each conversation is (messages in the
+        processor's format, with {"type": "image"} / {"type": "video"} parts, and its visuals in order:
+        PIL images or Videos). Greedy when ``temperature`` is 0. Returns text, token counts and the
+        finish reason per conversation."""
+        import torch
+
+        encs = []
+        for messages, visuals in conversations:
+            text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            images = [v for v in visuals if not isinstance(v, Video)]
+            videos = [v for v in visuals if isinstance(v, Video)]
+            kwargs: dict[str, Any] = {}
+            if images:
+                kwargs["images"] = images
+            if videos:
+                kwargs.update(videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos],
+                              do_sample_frames=False)
+            encs.append(dict(self.processor(text=[text], return_tensors="pt", **kwargs)))
+        inputs = self._collate(encs)
+        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(
+            do_sample=False, temperature=None, top_p=None)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=max(max_new_tokens), num_beams=1, top_k=None,
+                                      pad_token_id=self.pad_id, **sampling)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {self.pad_id}
+        results = []
+        for k, row in enumerate(new.tolist()):
+            limit = max_new_tokens[k]
+            stop = next((i for i, t in enumerate(row) if t in eos), None)
+            if stop is not None and stop < limit:
+                toks, reason = row[:stop], "stop"
+            else:
+                toks, reason = row[:limit], "length"
+            results.append(dict(text=self.tokenizer.decode(toks, skip_special_tokens=True),
+                                prompt_tokens=int(encs[k]["input_ids"].shape[1]), completion_tokens=len(toks),
+                                finish_reason=reason))
+        return results
+
     # ------------------------------------------------------------------------------ logit method
     def _tokens(self, text: str) -> tuple[int, ...]:
         return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])

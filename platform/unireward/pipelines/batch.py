@@ -32,6 +32,7 @@ from ..judge.types import Judgment, Status, Task
 log = logging.getLogger(__name__)
 MEDIA_COLUMN = "_media"
 PATH_COLUMN = "path"  # added by read_parquet(include_paths=True): where relative media refs resolve
+IO_CPUS = 1.0  # reading, skipping committed units and re-blocking run as one fused task (Ray Data's default 1 CPU)
 
 
 class JobFailed(RuntimeError):
@@ -317,7 +318,8 @@ def _read(uri: str | list[str]):
 
 def fingerprint(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     """The parts of a spec that change results (not names, resources, batch sizes or devices)."""
-    judge = spec.judge.model_dump(exclude={"device", "token_budget", "max_batch_size", "attn_implementation"})
+    judge = spec.judge.model_dump(exclude={"device", "token_budget", "max_batch_size", "attn_implementation",
+                                           "endpoint", "token_env"})
     fp: dict[str, Any] = dict(kind=spec.kind, input=spec.input, judge=judge)
     if isinstance(spec, CurateSpec):
         fp.update(select=spec.select.model_dump(), seed=spec.seed,
@@ -329,44 +331,48 @@ STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "
                "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
-def _runtime_env() -> dict[str, Any]:
-    """The driver's storage settings, for every worker of the job (they may run on other nodes, or
-    in a Ray cluster started before these variables were set)."""
-    return {"env_vars": {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}}
+def _runtime_env(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
+    """The driver's storage settings (and a served judge's token), for every worker of the job: they
+    may run on other nodes, or in a Ray cluster started before these variables were set."""
+    names = STORAGE_ENV + ((spec.judge.token_env,) if spec.judge.endpoint else ())
+    return {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
 
 
-def _pool(resources, spec_json: str):
+def _pool(resources, spec: CurateSpec | ScoreSpec):
     from ray.data import ActorPoolStrategy
 
     return dict(compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
                 num_gpus=resources.gpus_per_actor or None, num_cpus=resources.cpus_per_actor,
-                batch_size=resources.batch_size, batch_format="pyarrow", runtime_env=_runtime_env(),
-                fn_constructor_kwargs=dict(spec_json=spec_json))
+                batch_size=resources.batch_size, batch_format="pyarrow", runtime_env=_runtime_env(spec),
+                fn_constructor_kwargs=dict(spec_json=spec.model_dump_json()))
 
 
-def _decode_args(resources) -> dict[str, Any]:
+def _decode_args(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     # CPU tasks with their own memory request. Their resources differ from the judge actors', which
     # also keeps Ray Data from fusing the decoding into the actors: it must not stall a GPU actor.
+    resources = spec.resources
     return dict(num_cpus=resources.decode_cpus, memory=resources.decode_memory_mb * 2**20,
-                batch_size=resources.decode_batch_size, batch_format="pyarrow", runtime_env=_runtime_env())
+                batch_size=resources.decode_batch_size, batch_format="pyarrow", runtime_env=_runtime_env(spec))
 
 
 def check_capacity(spec: CurateSpec | ScoreSpec) -> None:
     """Actors hold their CPUs/GPUs for the whole job: if the smallest pools plus one decoding task
-    do not fit the cluster, the job would wait forever. Say so instead (on an autoscaling cluster,
+    do not fit what the cluster has free, the job would wait forever. Say so instead (on an autoscaling cluster,
     where RAY_ADDRESS is set, only warn: nodes may still come)."""
     import ray
 
-    have = ray.cluster_resources()
+    have = ray.available_resources()
     pools = [spec.resources] + ([spec.generate.resources] if isinstance(spec, CurateSpec) and spec.generate else [])
-    cpus = sum(p.min_actors * p.cpus_per_actor for p in pools) + spec.resources.decode_cpus
+    cpus = sum(p.min_actors * p.cpus_per_actor for p in pools) + max(spec.resources.decode_cpus, IO_CPUS)
+    # (the reading task and a decoding task need not run at once: the larger of the two must fit)
     gpus = sum(p.min_actors * p.gpus_per_actor for p in pools)
     problems = []
     if cpus > have.get("CPU", 0) + 1e-9:
-        problems.append(f"{cpus:g} CPUs (actors' cpus_per_actor x min_actors + decode_cpus) but the cluster has "
-                        f"{have.get('CPU', 0):g}")
+        problems.append(f"{cpus:g} CPUs (actors' cpus_per_actor x min_actors, plus 1 for reading or decode_cpus "
+                        f"for decoding) but the cluster has {have.get('CPU', 0):g} available")
     if gpus > have.get("GPU", 0) + 1e-9:
-        problems.append(f"{gpus:g} GPUs (gpus_per_actor x min_actors) but the cluster has {have.get('GPU', 0):g}")
+        problems.append(f"{gpus:g} GPUs (gpus_per_actor x min_actors) but the cluster has {have.get('GPU', 0):g} "
+                        "available")
     if problems:
         message = "the job cannot start: it needs " + "; and ".join(problems) + \
             ". Lower the resources in the spec, or add nodes."
@@ -395,17 +401,16 @@ def run_curate(spec: CurateSpec, progress: Callable[[int, int, dict], None] | No
     resumed = staging.check_fingerprint(spec.output, fingerprint(spec))
     done = sorted(staging.done_units(spec.output, "prompt_id"))
     ds, total = _read(spec.input)
-    spec_json = spec.model_dump_json()
     ds = ds.map_batches(drop_done, fn_kwargs=dict(done=done, column="prompt_id"), batch_format="pyarrow")
     # streaming (no shuffle) re-blocking into judge-batch-sized blocks: several actors get work, and
     # results (and progress) stream out batch by batch instead of one input file at a time
     ds = ds.repartition(target_num_rows_per_block=spec.resources.batch_size)
     if spec.generate is not None:
-        ds = ds.map_batches(GenerateStage, **_pool(spec.generate.resources, spec_json))
+        ds = ds.map_batches(GenerateStage, **_pool(spec.generate.resources, spec))
     limits = spec.judge.media.model_dump()
     ds = ds.map_batches(decode_pool_rows, fn_kwargs=dict(input_uri=spec.input, limits=limits),
-                        **_decode_args(spec.resources))
-    ds = ds.map_batches(CurateStage, **_pool(spec.resources, spec_json))
+                        **_decode_args(spec))
+    ds = ds.map_batches(CurateStage, **_pool(spec.resources, spec))
     remaining = max(0, total - len(done))
     counts = _stream(ds, remaining, "prompts", progress) if remaining else {}
     run_seconds = time.time() - t0
@@ -452,12 +457,11 @@ def run_score(spec: ScoreSpec, progress: Callable[[int, int, dict], None] | None
     resumed = staging.check_fingerprint(spec.output, fingerprint(spec))
     done = sorted(staging.done_units(spec.output, "item_id"))
     ds, total = _read(spec.input)
-    spec_json = spec.model_dump_json()
     ds = ds.map_batches(drop_done, fn_kwargs=dict(done=done, column="item_id"), batch_format="pyarrow")
     ds = ds.repartition(target_num_rows_per_block=spec.resources.batch_size)
     ds = ds.map_batches(decode_item_rows, fn_kwargs=dict(input_uri=spec.input, limits=spec.judge.media.model_dump()),
-                        **_decode_args(spec.resources))
-    ds = ds.map_batches(ScoreStage, **_pool(spec.resources, spec_json))
+                        **_decode_args(spec))
+    ds = ds.map_batches(ScoreStage, **_pool(spec.resources, spec))
     remaining = max(0, total - len(done))
     counts = _stream(ds, remaining, "items", progress) if remaining else {}
     judgments = staging.read_staged(spec.output, "item_id")
