@@ -277,3 +277,38 @@ def test_serve_config_file_is_valid():
     assert http == dict(host="127.0.0.1", port=8000)
     with pytest.raises(ConfigError, match="max_batch_size"):
         local.app_and_options(local.read_config(), args=dict(max_batch_size=0))
+
+
+def test_unireward_serve_command(tiny_judge_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _port()
+    proc = subprocess.Popen([sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_judge_dir), "--port",
+                             str(port), "--set", "max_batch_size=8"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, ready = time.time() + 180, False
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                pass
+            if ready:
+                break
+            time.sleep(1)
+        assert ready, proc.stdout.read()[-3000:] if proc.poll() is not None else "not ready"
+        # loopback without tokens: no auth needed
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["data"][0]["root"] == str(tiny_judge_dir)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # what `kill` or a container stop sends: a clean shutdown
+        try:
+            proc.wait(timeout=120)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its local Ray
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 0, proc.stdout.read()[-3000:]

@@ -289,13 +289,16 @@ def serve_cmd(
         args["host"] = host
     if port:
         args["port"] = port
+    local.ensure_ray()
+    # after ray.init (which installs its own SIGTERM handler) and before the endpoint answers:
+    # a SIGTERM from then on (`kill`, a container stop) is a clean shutdown
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     try:
         url = local.start(cfg, args)
     except (ConfigError, ValueError) as e:
         _fail(str(e))
     typer.echo(f"reward endpoint ready at {url}  (docs: {url}/docs; Ctrl-C stops it)")
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     try:
         while not stop["now"]:
             time.sleep(0.5)
@@ -353,6 +356,26 @@ def bench_curate_cmd(
         typer.echo(f"{k:18s} {v['prompts_per_s']:10.2f} {v['seconds']:9.1f}")
     typer.echo(f"ray (1 actor) / loop: {r['ray_1_actor_vs_loop']:.2f}   ray 2 actors / 1: {r['ray_2_actors_vs_1']:.2f}")
     typer.echo(json.dumps(r["setup"]))
+
+
+@bench_app.command("serve")
+def bench_serve_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    seconds: float = typer.Option(6.0, help="seconds of load per concurrency level"),
+    size: str = typer.Option("small", help="tiny judge size"),
+    concurrency: Optional[list[int]] = typer.Option(None, help="levels (default 1 4 16 32 64)"),
+) -> None:
+    """Closed-loop load on the reward endpoint: dynamic batching against batch size 1."""
+    _quiet_libraries()
+    from .bench import bench_serve
+
+    log = (lambda s: typer.echo(s, err=True)) if as_json else typer.echo
+    r = bench_serve(concurrencies=tuple(concurrency or (1, 4, 16, 32, 64)), seconds=seconds, size=size, log=log)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo("speed-up of dynamic batching by concurrency: " +
+               ", ".join(f"{c}: {v:.2f}x" for c, v in r["speedup_batched_vs_bs1"].items()))
 
 
 def main() -> None:  # pragma: no cover

@@ -45,7 +45,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     if not card.exists():
         build_tiny_judge(judge_dir, arch="qwen2_5_vl", size="small", seed=seed)
     info = json.loads(card.read_text())
-    console.print(f"[1/5] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
+    console.print(f"[1/6] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
                   "parameters, random weights: untrained)")
 
     world_dir = work / "world"
@@ -53,13 +53,13 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
         tid = bar.add_task("synthesizing", total=n * len(TASKS))
         summary = generate_world(str(world_dir), n=n, seed=seed, n_candidates=n_candidates, corrupt=corrupt,
                                  progress=lambda task, i, total: bar.advance(tid))
-    console.print(f"[2/5] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
+    console.print(f"[2/6] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
                   f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})")
 
     rm = RewardModel(judge_dir, max_new_tokens=max_new_tokens)
     results: dict[str, Any] = {}
     rows_out: list[dict[str, Any]] = []
-    console.print("[3/5] judging every pair and point, with both methods (pairs in both orders)")
+    console.print("[3/6] judging every pair and point, with both methods (pairs in both orders)")
     for task in TASKS:
         items, rows = read_items(summary.items[task])
         if Task(task).is_generation:  # also the multi-dimension scores of generation candidates
@@ -82,7 +82,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                 d.pop("provenance", None)
                 rows_out.append(dict(d, label=r["label"], gt_scores=r["gt_scores"]))
 
-    table = Table(title="[4/5] agreement with ground truth (untrained tiny judge: chance level is expected)",
+    table = Table(title="[4/6] agreement with ground truth (untrained tiny judge: chance level is expected)",
                   box=box.SIMPLE_HEAD)
     for col in ("task", "method", "pair acc", "w/o ties", "point rho", "multi rho", "ok/unp/inv/err", "swap agree",
                 "sec"):
@@ -100,16 +100,17 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     console.print(f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
                   "every other item was judged.")
     curation = _curate(judge_dir, summary, work / "curate", console)
+    served = _serve(judge_dir, summary, console)
 
     out = dict(judge=str(judge_dir), world=str(world_dir), corrupted=summary.corrupted, results=results,
-               curation=curation, seconds=round(time.time() - t0, 1))
+               curation=curation, served=served, seconds=round(time.time() - t0, 1))
     storage.write_bytes(str(work / "summary.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "judgments.jsonl"), "".join(json.dumps(r) + "\n" for r in rows_out).encode())
     _plot(results, work / "agreement.png")
     console.print(
         "The judge is a randomly initialised tiny model, so agreement with ground truth and curation precision are "
         "at chance: this run shows the machinery (both methods, swap debiasing, error records, curation on Ray "
-        "Data, exactly-once output, exporters) end to end, not judging skill.\n"
+        "Data, exactly-once output, exporters, the online endpoint) end to end, not judging skill.\n"
         f"Written: {work / 'summary.json'}, {work / 'judgments.jsonl'}, {work / 'agreement.png'}, "
         f"{work / 'curate'}/  ({out['seconds']:.0f} s)"
     )
@@ -130,7 +131,7 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
     spec = CurateSpec.model_validate(dict(
         kind="curate", name="demo-curate", input=[world.pools[t] for t in TASKS], output=str(out),
         judge=dict(model=str(judge_dir)), resources=dict(batch_size=4, decode_batch_size=4), max_error_fraction=0.5))
-    console.print("[5/5] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
+    console.print("[5/6] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
                   "confirmation pairs, exactly-once shards, exporters")
     with _progress_bar(console) as bar:
         tid = bar.add_task("curating", total=None)
@@ -149,6 +150,35 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
     console.print(f"Preferences: {out / 'preferences'}; exports ({exports}); report: {out / 'report'}; "
                   f"{summary['errors']['total']} error records in {out / 'errors'}.")
     return dict(output=str(out), tasks=summary["tasks"], errors=summary["errors"], run=summary["run"])
+
+
+def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
+    """Step 6: the reward endpoint on Ray Serve (local), a few items scored over HTTP, shut down."""
+    from .judge.records import read_items
+    from .serve import local
+    from .serve.client import RewardClient
+
+    console.print("[6/6] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
+    url = local.start(args=dict(judge=dict(model=str(judge_dir)), port=8765),
+                      deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 1}))
+    items = []
+    for task in TASKS:
+        task_items, _ = read_items(world.items[task])
+        items += [it for it in task_items if it.resolved_mode() is Mode.PAIR_RANK][:2]
+    try:
+        with RewardClient(url) as client:
+            t = time.time()
+            judged = client.judge_batch(items, swap=True)
+            seconds = time.time() - t
+    finally:
+        local.stop()
+    for it, j in zip(items, judged):
+        verdict = f"{j.verdict} (P={max(j.probs.values()):.3f}, orders agree: {j.agreement})" if j.ok else j.reason
+        console.print(f"  {str(it.task):20s} {it.id:26s} {j.status.value:13s} {verdict}")
+    console.print(f"  {len(items)} pairs over HTTP in {seconds:.2f} s; the endpoint is shut down. "
+                  "Run it yourself: `unireward serve --model runs/demo/judge` (docs at /docs).")
+    return dict(url=url, items=len(items), statuses={s: sum(j.status.value == s for j in judged)
+                                                      for s in {j.status.value for j in judged}})
 
 
 def _score(judgments, rows) -> dict[str, Any]:

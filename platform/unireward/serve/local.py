@@ -47,26 +47,36 @@ def app_and_options(config: dict[str, Any], args: dict[str, Any] | None = None,
     for d in app.get("deployments") or []:
         opts.update({k: v for k, v in d.items() if k in DEPLOYMENT_OPTIONS})
     opts.update(deployment or {})
+    if opts.get("autoscaling_config") is None:
+        opts.pop("autoscaling_config", None)  # fixed num_replicas instead
     return cfg, opts, dict(host=cfg.host, port=cfg.port)
+
+
+def ensure_ray() -> None:
+    """Connects to Ray (RAY_ADDRESS) or starts the embedded one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, ignore_reinit_error=True)
 
 
 def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = None,
           deployment: dict[str, Any] | None = None, name: str = "reward", wait_s: float = 180.0) -> str:
     """Deploys the endpoint and returns its base URL once /readyz answers."""
     import httpx
-    import ray
     from ray import serve
 
     from .app import check_auth_config, make_deployment
 
     cfg, opts, http = app_and_options(config or read_config(), args, deployment)
     check_auth_config(cfg)
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, ignore_reinit_error=True)
+    ensure_ray()
     serve.start(http_options=http)
     app = make_deployment(cfg).options(**opts).bind(cfg.model_dump_json())
-    serve.run(app, name=name, route_prefix="/", blocking=False)
+    serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False)
     url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
+    if name != "reward":
+        url += f"/{name}"
     deadline = time.time() + wait_s
     while time.time() < deadline:
         try:
