@@ -176,9 +176,9 @@ def bench_serve(concurrencies: Sequence[int] = (1, 4, 16, 32, 64), seconds: floa
     port = 8700
     for mode, bs in (("batched", batch_size), ("batch_size_1", 1)):
         url = local.start(args=dict(judge=dict(model=str(judge)), port=port, max_batch_size=bs, max_pending=4096),
-                          deployment=dict(autoscaling_config=None, num_replicas=1,
+                          deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 1},
                                           max_ongoing_requests=max(concurrencies) + 8, max_queued_requests=-1),
-                          name=f"bench-{mode}")
+                          name=f"bench-{mode}", log_level="WARNING")
         asyncio.run(load(url, 4))  # warm-up
         results[mode] = {}
         for c in concurrencies:
@@ -239,6 +239,34 @@ def shaped_judge(shape: str, device: str, workdir: str, image_max_pixels: int = 
     return model.eval(), AutoProcessor.from_pretrained(small)
 
 
+def _bench_model(model: str | None, size: str, shape: str, device: str | None, dtype: str | None,
+                 max_pixels: int | None, log: Callable[[str], None], **opts: Any):
+    """(RewardModel, description, max_pixels, temp dir) of a benchmark: a given checkpoint, a tiny judge
+    or a real-shaped one with random weights."""
+    import torch
+
+    from .io.media import MediaLimits
+    from .judge.model import RewardModel
+
+    tmp = tempfile.TemporaryDirectory(prefix="unireward-bench-")
+    # tiny judges: images capped at 224x224 (CPU); real shapes: 512x512 images at full resolution
+    max_pixels = max_pixels or (224 * 224 if shape == "tiny" else 512 * 512)
+    opts = dict(device=device, dtype=dtype, media=MediaLimits(max_pixels=max_pixels), **opts)
+    if model is not None:
+        return RewardModel(model, **opts), model, max_pixels, tmp
+    if shape == "tiny":
+        from .models.tiny import build_tiny_judge
+
+        log(f"building a tiny judge ({size}) ...")
+        rm = RewardModel(build_tiny_judge(Path(tmp.name) / "judge", size=size, image_max_pixels=max_pixels), **opts)
+        return rm, f"tiny Qwen2.5-VL judge ({size}), random weights", max_pixels, tmp
+    dev_name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    log(f"building a Qwen2.5-VL {shape}-shaped judge with random weights on {dev_name} ...")
+    m, proc = shaped_judge(shape, dev_name, str(Path(tmp.name) / "proc"), image_max_pixels=max_pixels)
+    rm = RewardModel.from_model(m, proc, name=f"qwen2.5-vl-{shape}-shaped (random weights)", **opts)
+    return rm, rm.model_path, max_pixels, tmp
+
+
 def bench_judge(
     model: str | None = None,
     n_pairs: int = 16,
@@ -257,31 +285,11 @@ def bench_judge(
 ) -> dict[str, Any]:
     import torch
 
-    from .io.media import MediaLimits
-    from .judge.model import RewardModel
     from .judge.parsing import parse
 
-    tmp = tempfile.TemporaryDirectory(prefix="unireward-bench-")
-    # tiny judges: images capped at 224x224 (CPU); real shapes: 512x512 images at full resolution
-    max_pixels = max_pixels or (224 * 224 if shape == "tiny" else 512 * 512)
-    limits = MediaLimits(max_pixels=max_pixels)
-    opts = dict(device=device, dtype=dtype, media=limits, max_batch_size=batch_size, token_budget=1 << 30,
-                max_new_tokens=short_tokens)
-    if model is not None:
-        rm = RewardModel(model, **opts)
-        described = model
-    elif shape == "tiny":
-        from .models.tiny import build_tiny_judge
-
-        log(f"building a tiny judge ({size}) ...")
-        rm = RewardModel(build_tiny_judge(Path(tmp.name) / "judge", size=size, image_max_pixels=max_pixels), **opts)
-        described = f"tiny Qwen2.5-VL judge ({size}), random weights"
-    else:
-        dev_name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        log(f"building a Qwen2.5-VL {shape}-shaped judge with random weights on {dev_name} ...")
-        m, proc = shaped_judge(shape, dev_name, str(Path(tmp.name) / "proc"), image_max_pixels=max_pixels)
-        rm = RewardModel.from_model(m, proc, name=f"qwen2.5-vl-{shape}-shaped (random weights)", **opts)
-        described = rm.model_path
+    rm, described, max_pixels, tmp = _bench_model(model, size, shape, device, dtype, max_pixels, log,
+                                                   max_batch_size=batch_size, token_budget=1 << 30,
+                                                   max_new_tokens=short_tokens)
     dev = rm.device
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     items = _pairs(n_pairs, image_size, seed)
@@ -334,6 +342,50 @@ def bench_judge(
             short_tokens=short_tokens, long_tokens=long_tokens, repeats=repeats,
             torch_threads=torch.get_num_threads(), unireward=__version__,
         ),
+    }
+    tmp.cleanup()
+    return out
+
+
+def bench_batching(
+    model: str | None = None,
+    size: str = "small",
+    shape: str = "tiny",
+    batch_sizes: Sequence[int] = (1, 4, 16, 32),
+    n_items: int = 64,
+    image_size: int = 512,
+    max_pixels: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    repeats: int = 3,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """In-process pairs/s of the logit judge by batch size: the most that the endpoint's dynamic
+    batching can gain on this device, without HTTP, Serve or the load generator."""
+    import torch
+
+    rm, described, max_pixels, tmp = _bench_model(model, size, shape, device, dtype, max_pixels, log,
+                                                   max_batch_size=max(batch_sizes), token_budget=1 << 30)
+    dev = rm.device
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    items = _pairs(n_items, image_size, seed)
+    rm.judge(items[: max(batch_sizes)], method="logits")  # warm-up: kernels, allocator
+    rates: dict[str, float] = {}
+    for bs in batch_sizes:
+        rm.max_batch_size = bs
+        t = _timed(lambda: rm.judge(items, method="logits"), repeats, sync)
+        rates[str(bs)] = n_items / t
+        log(f"  batch size {bs}: {rates[str(bs)]:.2f} pairs/s")
+    base = rates[str(batch_sizes[0])]
+    out = {
+        "pairs_per_s": rates,
+        "speedup_vs_first": {k: v / base for k, v in rates.items()},
+        "setup": dict(model=described, parameters=sum(p.numel() for p in rm.model.parameters()), device=str(dev),
+                      device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                      dtype=str(rm.dtype).replace("torch.", ""), n_items=n_items, image_size=image_size,
+                      max_pixels=max_pixels, repeats=repeats, torch_threads=torch.get_num_threads(),
+                      unireward=__version__),
     }
     tmp.cleanup()
     return out

@@ -108,7 +108,8 @@ def build_fastapi(cfg: ServeConfig) -> FastAPI:
 
     @api.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError):
-        return _error(e.status, e.message, e.kind)
+        headers = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "1"}}.get(e.status)
+        return _error(e.status, e.message, e.kind, headers)
 
     @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, e: RequestValidationError):
