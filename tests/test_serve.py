@@ -90,7 +90,9 @@ def test_health_readiness_openapi(endpoint):
 
 def test_auth(endpoint):
     assert_error(httpx.get(endpoint["url"] + "/v1/models"), 401, "bearer")
-    assert_error(httpx.get(endpoint["url"] + "/v1/models", headers=H("wrong")), 401, "bearer")
+    r = httpx.get(endpoint["url"] + "/v1/models", headers=H("wrong"))
+    assert_error(r, 401, "bearer")
+    assert r.headers["www-authenticate"] == "Bearer"
     r = httpx.get(endpoint["url"] + "/v1/models", headers=H())
     assert r.status_code == 200 and r.json()["data"][0]["id"] == "UnifiedReward"
     assert httpx.get(endpoint["url"] + "/v1/models", headers=H("other-token")).status_code == 200
@@ -184,7 +186,7 @@ def test_overload_is_shed_with_429(endpoint, world):
     codes = [r.status_code for r in asyncio.run(burst())]
     assert set(codes) <= {200, 429} and codes.count(429) >= 1 and codes.count(200) >= 4
     rejected = next(r for r in asyncio.run(burst()) if r.status_code == 429)
-    assert rejected.json()["error"]["type"] == "rate_limit_error"
+    assert rejected.json()["error"]["type"] == "rate_limit_error" and rejected.headers["retry-after"] == "1"
 
 
 def test_openai_client(endpoint, world):
@@ -271,10 +273,22 @@ def test_curate_with_a_served_judge(endpoint, world, tmp_path, monkeypatch):
 def test_serve_config_file_is_valid():
     from unireward.serve import local
 
-    cfg, opts, http = local.app_and_options(local.read_config())
+    config = local.read_config()
+    cfg, opts, http = local.app_and_options(config)
     assert opts["max_ongoing_requests"] >= cfg.max_batch_size  # lets batches fill
     assert opts["autoscaling_config"]["min_replicas"] <= opts["autoscaling_config"]["max_replicas"]
-    assert http == dict(host="127.0.0.1", port=8000)
+    # as written: for a cluster (all interfaces, so tokens are required; a GPU per replica)
+    assert http == dict(host="0.0.0.0", port=8000) and opts["ray_actor_options"]["num_gpus"] == 1
+    with pytest.raises(ValueError, match="UNIREWARD_API_TOKENS"):
+        from unireward.serve.app import check_auth_config
+        check_auth_config(cfg)
+    # run locally: loopback unless a host is given, CPU replicas when there is no GPU
+    args, deployment = local.local_defaults(config, None, None, dict(CPU=2.0))
+    cfg, opts, http = local.app_and_options(config, args, deployment)
+    assert http["host"] == "127.0.0.1" and opts["ray_actor_options"] == dict(num_cpus=2.0, num_gpus=0.0)
+    args, deployment = local.local_defaults(config, dict(host="0.0.0.0"), None, dict(CPU=16.0, GPU=1.0))
+    cfg, opts, http = local.app_and_options(config, args, deployment)
+    assert http["host"] == "0.0.0.0" and opts["ray_actor_options"] == dict(num_cpus=4, num_gpus=1)
     with pytest.raises(ConfigError, match="max_batch_size"):
         local.app_and_options(local.read_config(), args=dict(max_batch_size=0))
 

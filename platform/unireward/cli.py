@@ -24,7 +24,10 @@ app = typer.Typer(
 models_app = typer.Typer(help="Checkpoint utilities.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (side by side against a baseline in the same process).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+jobs_app = typer.Typer(help="Jobs on a Ray cluster (the Ray Jobs API): list, status, logs, stop.",
+                       no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _quiet_libraries() -> None:
@@ -250,7 +253,7 @@ def run(
         eta = (total - done) / rate if rate > 0 else float("inf")
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         console.print(f"[{spec.name}] {done}/{total} ({done / max(total, 1):.0%}) {rate:.2f}/s "
-                      f"ETA {eta:.0f}s  {summary}")
+                      f"ETA {eta:.0f}s  {summary}", markup=False, highlight=False)
 
     try:
         summary = run_spec(spec, progress)
@@ -260,6 +263,114 @@ def run(
         _fail(str(e), code=1)
     typer.echo(json.dumps(dict(name=spec.name, kind=spec.kind, output=spec.output, run=summary["run"],
                                summary=storage.join(spec.output, "report", "summary.json")), indent=2))
+
+
+ADDRESS_HELP = "Ray Jobs API (dashboard) address; default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS, http://127.0.0.1:8265"
+
+
+def _jobs_call(fn, *args, **kwargs):
+    """Cluster errors (unreachable head, unknown submission id) as one clear line, not a traceback."""
+    from .config import ConfigError
+
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError as e:
+        _fail(str(e))
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        _fail(str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__, code=1)
+
+
+@app.command()
+def submit(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML), checked here before it is sent"),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a spec field: --set judge.model=/m"),
+    env: Optional[list[str]] = typer.Option(None, "--env", help="pass NAME (from here) or NAME=VALUE to the job"),
+    pip: Optional[list[str]] = typer.Option(None, "--pip", help="extra pip requirement for the job's runtime env"),
+    ship: bool = typer.Option(True, "--ship/--no-ship",
+                              help="upload this unireward package (--no-ship: the cluster's image has it)"),
+    submission_id: Optional[str] = typer.Option(None, "--submission-id", help="default: unireward-NAME-TIME-XXXX"),
+    entrypoint_num_cpus: Optional[float] = typer.Option(None, help="CPUs reserved for the job's driver"),
+    wait: bool = typer.Option(False, "--wait", help="wait for the job to end; exit 1 unless it succeeded"),
+    follow: bool = typer.Option(False, "--follow", help="stream the job's log until it ends (implies --wait)"),
+) -> None:
+    """Submit a spec to a Ray cluster as a Ray job; prints the submission id. The job runs
+    `unireward run spec.yaml` there: paths in the spec are read on the cluster (use s3:// or shared storage)."""
+    from .config import ConfigError
+    from .io import storage
+    from .pipelines import jobs
+
+    try:
+        data = _apply_overrides(storage.read_yaml(spec_path, ConfigError, "spec file") or {}, set_ or [])
+    except ConfigError as e:
+        _fail(str(e))
+    sid = _jobs_call(jobs.submit, data, str(spec_path), address, sid=submission_id, env=env or [],
+                     ship_package=ship, pip=pip or [], entrypoint_num_cpus=entrypoint_num_cpus)
+    typer.echo(sid)
+    if follow:
+        for chunk in jobs.follow(sid, address):
+            typer.echo(chunk, nl=False)
+    if wait or follow:
+        final = _jobs_call(jobs.wait, sid, address)
+        typer.echo(f"job {sid}: {final}", err=True)
+        if final != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Jobs on the cluster, newest first."""
+    from .pipelines import jobs
+
+    rows = _jobs_call(jobs.list_jobs, address)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'SUBMISSION ID':52s} {'STATUS':10s} {'KIND':8s} SPEC")
+    for r in rows:
+        typer.echo(f"{r['submission_id'] or '-':52s} {r['status']:10s} {r['kind'] or '-':8s} {r['spec'] or r['entrypoint']}")
+
+
+@jobs_app.command("status")
+def jobs_status(
+    submission_id: str = typer.Argument(..., metavar="ID"),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+) -> None:
+    """A job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and details, as JSON."""
+    from .pipelines import jobs
+
+    typer.echo(json.dumps(_jobs_call(jobs.status, submission_id, address), indent=2))
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    submission_id: str = typer.Argument(..., metavar="ID"),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+    follow: bool = typer.Option(False, "--follow", "-f", help="stream the log until the job ends"),
+) -> None:
+    """A job's driver log."""
+    from .pipelines import jobs
+
+    if not follow:
+        typer.echo(_jobs_call(jobs.logs, submission_id, address), nl=False)
+        return
+    _jobs_call(jobs.status, submission_id, address)  # an unknown id: one clear error line
+    for chunk in jobs.follow(submission_id, address):
+        typer.echo(chunk, nl=False)
+
+
+@jobs_app.command("stop")
+def jobs_stop(
+    submission_id: str = typer.Argument(..., metavar="ID"),
+    address: Optional[str] = typer.Option(None, help=ADDRESS_HELP),
+) -> None:
+    """Stop a running job and wait until it has stopped."""
+    from .pipelines import jobs
+
+    typer.echo(f"job {submission_id}: {_jobs_call(jobs.stop, submission_id, address)}")
 
 
 @app.command("serve")
@@ -356,6 +467,32 @@ def bench_curate_cmd(
         typer.echo(f"{k:18s} {v['prompts_per_s']:10.2f} {v['seconds']:9.1f}")
     typer.echo(f"ray (1 actor) / loop: {r['ray_1_actor_vs_loop']:.2f}   ray 2 actors / 1: {r['ray_2_actors_vs_1']:.2f}")
     typer.echo(json.dumps(r["setup"]))
+
+
+@bench_app.command("batching")
+def bench_batching_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    model: Optional[str] = typer.Option(None, help="an existing judge checkpoint (default: build one)"),
+    shape: str = typer.Option("tiny", help="tiny, or 7b: a Qwen2.5-VL-7B-shaped random model (needs a GPU)"),
+    size: str = typer.Option("small", help="tiny judge size"),
+    batch_size: Optional[list[int]] = typer.Option(None, help="batch sizes (default 1 4 16 32)"),
+    items: int = typer.Option(64, help="pairs per timed run"),
+    repeats: int = typer.Option(3),
+    device: Optional[str] = typer.Option(None),
+    dtype: Optional[str] = typer.Option(None),
+) -> None:
+    """In-process judge throughput by batch size: the ceiling of the endpoint's dynamic batching."""
+    _quiet_libraries()
+    from .bench import bench_batching
+
+    log = (lambda s: typer.echo(s, err=True)) if as_json else typer.echo
+    r = bench_batching(model=model, size=size, shape=shape, batch_sizes=tuple(batch_size or (1, 4, 16, 32)),
+                       n_items=items, repeats=repeats, device=device, dtype=dtype, log=log)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo("speed-up over the first batch size: " +
+               ", ".join(f"{b}: {v:.2f}x" for b, v in r["speedup_vs_first"].items()))
 
 
 @bench_app.command("serve")

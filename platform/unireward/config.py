@@ -79,6 +79,9 @@ class ResourcesConfig(_Strict):
     max_actors: PositiveInt = Field(1, description="the pool grows to this many actors under load")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per judge actor (1 on a GPU cluster)")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per judge actor (also its torch threads)")
+    custom_resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources per judge actor, e.g. {judge_node: 1} to place "
+                                          "actors on nodes that advertise it (a cluster autoscaler adds such nodes)")
     batch_size: PositiveInt = Field(8, description="pool rows (curate) or items (score) per judge call")
     decode_cpus: float = Field(1.0, gt=0, description="CPUs per media-decoding task")
     decode_batch_size: PositiveInt = Field(8, description="rows per media-decoding task")

@@ -160,7 +160,9 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
 
     console.print("[6/6] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
     url = local.start(args=dict(judge=dict(model=str(judge_dir)), port=8765),
-                      deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 1}))
+                      deployment=dict(autoscaling_config=None, num_replicas=1,
+                                      ray_actor_options={"num_cpus": 1, "num_gpus": 0}),
+                      log_level="WARNING")
     items = []
     for task in TASKS:
         task_items, _ = read_items(world.items[task])

@@ -30,10 +30,13 @@ def is_remote(uri: str) -> bool:
     return isinstance(uri, str) and "://" in uri and not uri.startswith("file://")
 
 
+# The environment that configures s3:// access: what every worker of a job (on any node) needs too
+ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
 def _s3_env_key() -> tuple:
-    names = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-             "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
-    return tuple(os.environ.get(n) for n in names)
+    return tuple(os.environ.get(n) for n in ENV_VARS)
 
 
 def s3_filesystem() -> pafs.S3FileSystem:

@@ -166,6 +166,19 @@ def staged_prompt_row(res) -> dict[str, Any]:
                 judgments=json.dumps(res.judgments), stats=json.dumps(res.stats))
 
 
+def _worker_id() -> str:
+    """``node_id/actor_id`` of the judge actor: the driver counts the actors and nodes that did the work."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return f"{ctx.get_node_id()}/{ctx.get_actor_id()}"
+
+
+def _progress_rows(units: list[str], statuses: list[str], worker: str) -> pa.Table:
+    """What a judge actor streams back to the driver: one row per unit, for progress and counts."""
+    return pa.table({"unit": units, "status": statuses, "worker": [worker] * len(units)})
+
+
 class CurateStage:
     """Judge actor: one RewardModel per actor; judges, selects and commits a shard per batch."""
 
@@ -173,6 +186,7 @@ class CurateStage:
         self.spec = CurateSpec.model_validate_json(spec_json)
         _set_threads(self.spec.resources.cpus_per_actor)
         self.rm = self.spec.judge.build()
+        self.worker = _worker_id()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         spec = self.spec
@@ -181,7 +195,7 @@ class CurateStage:
                                spec.select, spec.judge.swap, spec.seed)
         staging.write_shard(spec.output, [staged_prompt_row(r) for r in results], schema.STAGED_PROMPT_SCHEMA,
                             "prompt_id")
-        return pa.table({"unit": [r.prompt_id for r in results], "status": [r.status for r in results]})
+        return _progress_rows([r.prompt_id for r in results], [r.status for r in results], self.worker)
 
 
 def judgment_row(item_row: dict[str, Any], unit: str, j: Judgment) -> dict[str, Any]:
@@ -212,6 +226,7 @@ class ScoreStage:
         self.spec = ScoreSpec.model_validate_json(spec_json)
         _set_threads(self.spec.resources.cpus_per_actor)
         self.rm = self.spec.judge.build()
+        self.worker = _worker_id()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
@@ -228,7 +243,7 @@ class ScoreStage:
         judgments = self.rm.judge(items, self.spec.judge.method, self.spec.judge.swap)
         out = [judgment_row(r, it.id, j) for r, it, j in zip(rows, items, judgments)]
         staging.write_shard(self.spec.output, out, schema.JUDGMENT_SCHEMA, "item_id")
-        return pa.table({"unit": [o["item_id"] for o in out], "status": [o["status"] for o in out]})
+        return _progress_rows([o["item_id"] for o in out], [o["status"] for o in out], self.worker)
 
 
 class GenerateStage:
@@ -327,22 +342,21 @@ def fingerprint(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     return fp
 
 
-STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-               "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def _runtime_env(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     """The driver's storage settings (and a served judge's token), for every worker of the job: they
     may run on other nodes, or in a Ray cluster started before these variables were set."""
-    names = STORAGE_ENV + ((spec.judge.token_env,) if spec.judge.endpoint else ())
+    names = storage.ENV_VARS + ((spec.judge.token_env,) if spec.judge.endpoint else ())
     return {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
 
 
 def _pool(resources, spec: CurateSpec | ScoreSpec):
     from ray.data import ActorPoolStrategy
 
+    extra = dict(resources=dict(resources.custom_resources)) if resources.custom_resources else {}
     return dict(compute=ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
-                num_gpus=resources.gpus_per_actor or None, num_cpus=resources.cpus_per_actor,
+                num_gpus=resources.gpus_per_actor or None, num_cpus=resources.cpus_per_actor, **extra,
                 batch_size=resources.batch_size, batch_format="pyarrow", runtime_env=_runtime_env(spec),
                 fn_constructor_kwargs=dict(spec_json=spec.model_dump_json()))
 
@@ -373,6 +387,11 @@ def check_capacity(spec: CurateSpec | ScoreSpec) -> None:
     if gpus > have.get("GPU", 0) + 1e-9:
         problems.append(f"{gpus:g} GPUs (gpus_per_actor x min_actors) but the cluster has {have.get('GPU', 0):g} "
                         "available")
+    for name in sorted({k for p in pools for k in p.custom_resources}):
+        need = sum(p.min_actors * p.custom_resources.get(name, 0.0) for p in pools)
+        if need > have.get(name, 0) + 1e-9:
+            problems.append(f"{need:g} of the custom resource {name!r} (custom_resources x min_actors) but the "
+                            f"cluster has {have.get(name, 0):g} available")
     if problems:
         message = "the job cannot start: it needs " + "; and ".join(problems) + \
             ". Lower the resources in the spec, or add nodes."
@@ -382,16 +401,23 @@ def check_capacity(spec: CurateSpec | ScoreSpec) -> None:
             raise JobFailed(message)
 
 
-def _stream(ds, total: int, what: str, progress: Callable[[int, int, dict], None] | None) -> dict[str, int]:
+def _stream(ds, total: int, progress: Callable[[int, int, dict], None] | None) -> tuple[dict[str, int], dict]:
+    """Consumes the pipeline's output: status counts, and the judge actors (and nodes) that did the
+    work with how many units each, which shows how far the actor pool grew."""
     counts: dict[str, int] = {}
+    workers: dict[str, int] = {}
     done = 0
     for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         for s in batch.column("status").to_pylist():
             counts[s] = counts.get(s, 0) + 1
+        for w in batch.column("worker").to_pylist():
+            workers[w] = workers.get(w, 0) + 1
         done += batch.num_rows
         if progress:
             progress(done, total, counts)
-    return counts
+    pool = dict(judge_actors=len(workers), judge_nodes=len({w.split("/")[0] for w in workers}),
+                units_per_actor=sorted(workers.values(), reverse=True))
+    return counts, pool
 
 
 def run_curate(spec: CurateSpec, progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
@@ -412,10 +438,10 @@ def run_curate(spec: CurateSpec, progress: Callable[[int, int, dict], None] | No
                         **_decode_args(spec))
     ds = ds.map_batches(CurateStage, **_pool(spec.resources, spec))
     remaining = max(0, total - len(done))
-    counts = _stream(ds, remaining, "prompts", progress) if remaining else {}
+    counts, pool = _stream(ds, remaining, progress) if remaining else ({}, {})
     run_seconds = time.time() - t0
     return finish_curate(spec, dict(total=total, already_done=len(done), processed=sum(counts.values()),
-                                    resumed=resumed, run_seconds=round(run_seconds, 2)))
+                                    resumed=resumed, run_seconds=round(run_seconds, 2), **pool))
 
 
 def finish_curate(spec: CurateSpec, run: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +489,7 @@ def run_score(spec: ScoreSpec, progress: Callable[[int, int, dict], None] | None
                         **_decode_args(spec))
     ds = ds.map_batches(ScoreStage, **_pool(spec.resources, spec))
     remaining = max(0, total - len(done))
-    counts = _stream(ds, remaining, "items", progress) if remaining else {}
+    counts, pool = _stream(ds, remaining, progress) if remaining else ({}, {})
     judgments = staging.read_staged(spec.output, "item_id")
     for sub in ("judgments", "errors", "report"):
         staging.clear(storage.join(spec.output, sub))
@@ -475,7 +501,7 @@ def run_score(spec: ScoreSpec, progress: Callable[[int, int, dict], None] | None
     failed = sum(j["status"] in (Status.INVALID_INPUT.value, Status.ERROR.value) for j in judgments)
     summary.update(name=spec.name, kind="score", output=spec.output, unireward=__version__,
                    run=dict(total=total, already_done=len(done), processed=sum(counts.values()), resumed=resumed,
-                            run_seconds=round(time.time() - t0, 2)),
+                            run_seconds=round(time.time() - t0, 2), **pool),
                    errors=dict(total=len(errors), failed_inputs=failed),
                    error_fraction=failed / len(judgments) if judgments else 0.0,
                    max_error_fraction=spec.max_error_fraction)

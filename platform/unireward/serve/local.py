@@ -1,6 +1,10 @@
 """Running the endpoint from a Serve config file on the embedded (or a given) Ray: what
-`unireward serve`, the demo, the tests and the load benchmark use. ``serve deploy`` reads the same
-file on a cluster."""
+`unireward serve`, the demo, the tests and the load benchmark use. ``serve deploy`` and KubeRay's
+RayService (cluster/rayservice.yaml embeds it verbatim) read the same file on a cluster.
+
+serve/reward.yaml is written for a cluster (all interfaces, bearer tokens, one GPU per replica). A
+local run applies two local defaults on top, and says so: it binds to loopback unless a host is
+given, and it gives replicas no GPU when the local Ray has none."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from typing import Any
 
 from ..config import ConfigError, ServeConfig
 from ..io import storage
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "serve" / "reward.yaml"
 DEPLOYMENT_OPTIONS = ("max_ongoing_requests", "max_queued_requests", "autoscaling_config", "num_replicas",
@@ -60,20 +66,51 @@ def ensure_ray() -> None:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, ignore_reinit_error=True)
 
 
+def local_defaults(config: dict[str, Any], args: dict[str, Any] | None, deployment: dict[str, Any] | None,
+                   available: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(args, deployment) with the local defaults: loopback unless a host is given, and replicas that
+    ask for more CPUs or GPUs than the local Ray has get what there is (a replica waiting for a GPU
+    that does not exist would never start)."""
+    args, deployment = dict(args or {}), dict(deployment or {})
+    args.setdefault("host", "127.0.0.1")
+    actor: dict[str, Any] = {}
+    for d in config["applications"][0].get("deployments") or []:
+        actor.update(d.get("ray_actor_options") or {})
+    actor.update(deployment.get("ray_actor_options") or {})
+    fitted = dict(actor)
+    for key, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        have = available.get(resource, 0.0)
+        if actor.get(key, 0) > have:
+            fitted[key] = have
+            log.warning("the replicas ask for %g %s each, the local Ray has %g: using %g", actor[key], resource,
+                        have, have)
+    if fitted != actor:
+        deployment["ray_actor_options"] = fitted
+    return args, deployment
+
+
 def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = None,
-          deployment: dict[str, Any] | None = None, name: str = "reward", wait_s: float = 180.0) -> str:
-    """Deploys the endpoint and returns its base URL once /readyz answers."""
+          deployment: dict[str, Any] | None = None, name: str = "reward", wait_s: float = 180.0,
+          log_level: str = "INFO") -> str:
+    """Deploys the endpoint (with the local defaults) and returns its base URL once /readyz answers.
+    ``log_level``: Serve's own logs and access logs (WARNING keeps a demo's output readable)."""
     import httpx
+    import ray
     from ray import serve
 
     from .app import check_auth_config, make_deployment
 
-    cfg, opts, http = app_and_options(config or read_config(), args, deployment)
-    check_auth_config(cfg)
+    config = config or read_config()
     ensure_ray()
-    serve.start(http_options=http)
+    args, deployment = local_defaults(config, args, deployment, ray.cluster_resources())
+    cfg, opts, http = app_and_options(config, args, deployment)
+    check_auth_config(cfg)
+    logging_config = {"log_level": log_level, "enable_access_log": log_level in ("DEBUG", "INFO")}
+    logging.getLogger("ray.serve").setLevel(log_level)  # this process's Serve client messages too
+    serve.start(http_options=http, logging_config=logging_config)
     app = make_deployment(cfg).options(**opts).bind(cfg.model_dump_json())
-    serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False)
+    serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False,
+              logging_config=logging_config)
     url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
     if name != "reward":
         url += f"/{name}"
