@@ -45,7 +45,7 @@ def endpoint(tiny_judge_dir):
                                 tokens_env="UNIREWARD_TEST_TOKENS", max_body_mb=1, max_images_per_request=6,
                                 max_items_per_request=8, max_pending=4, s3_buckets=["allowed-bucket"]),
                       deployment=dict(ray_actor_options={"num_cpus": 0.5}))
-    yield dict(url=url, metrics=f"http://127.0.0.1:{metrics_port}/metrics")
+    yield dict(url=url, metrics=f"http://127.0.0.1:{metrics_port}/metrics", port=int(url.rsplit(":", 1)[1]))
     local.stop(shutdown=True)
     ray.shutdown()
 
@@ -326,3 +326,26 @@ def test_unireward_serve_command(tiny_judge_dir):
             except ProcessLookupError:
                 pass
     assert proc.returncode == 0, proc.stdout.read()[-3000:]
+
+
+def test_a_checkpoint_that_cannot_load_fails_the_start_with_its_reason(endpoint, tmp_path):
+    from unireward.serve import local
+
+    broken = tmp_path / "broken-judge"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match="failed to start: .*not a valid JSON file"):
+        local.start(args=dict(judge=dict(model=str(broken)), port=endpoint["port"]), name="broken",
+                    deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 0.25}),
+                    wait_s=150)
+    assert httpx.get(endpoint["url"] + "/healthz").status_code == 200  # the good app is untouched
+
+
+def test_unireward_serve_without_a_model_here_fails_before_starting_anything():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "unireward.cli", "serve", "--port", str(_port())],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not found on this machine: pass --model" in r.stderr
+    assert "Started a local Ray" not in r.stderr

@@ -400,6 +400,10 @@ def serve_cmd(
         args["host"] = host
     if port:
         args["port"] = port
+    try:
+        local.check(cfg, args)
+    except ConfigError as e:
+        _fail(str(e))
     local.ensure_ray()
     # after ray.init (which installs its own SIGTERM handler) and before the endpoint answers:
     # a SIGTERM from then on (`kill`, a container stop) is a clean shutdown
@@ -409,6 +413,9 @@ def serve_cmd(
         url = local.start(cfg, args)
     except (ConfigError, ValueError) as e:
         _fail(str(e))
+    except (RuntimeError, TimeoutError) as e:
+        local.stop(None, shutdown=True)
+        _fail(str(e), code=1)
     typer.echo(f"reward endpoint ready at {url}  (docs: {url}/docs; Ctrl-C stops it)")
     try:
         while not stop["now"]:

@@ -342,8 +342,6 @@ def fingerprint(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     return fp
 
 
-
-
 def _runtime_env(spec: CurateSpec | ScoreSpec) -> dict[str, Any]:
     """The driver's storage settings (and a served judge's token), for every worker of the job: they
     may run on other nodes, or in a Ray cluster started before these variables were set."""

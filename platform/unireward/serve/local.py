@@ -4,7 +4,7 @@ RayService (cluster/rayservice.yaml embeds it verbatim) read the same file on a 
 
 serve/reward.yaml is written for a cluster (all interfaces, bearer tokens, one GPU per replica). A
 local run applies two local defaults on top, and says so: it binds to loopback unless a host is
-given, and it gives replicas no GPU when the local Ray has none."""
+given, and it gives replicas no more CPUs or GPUs than the local Ray has."""
 
 from __future__ import annotations
 
@@ -89,6 +89,17 @@ def local_defaults(config: dict[str, Any], args: dict[str, Any] | None, deployme
     return args, deployment
 
 
+def check(config: dict[str, Any], args: dict[str, Any] | None = None,
+          deployment: dict[str, Any] | None = None) -> ServeConfig:
+    """What can be checked before Ray starts: the config's values, and that the judge checkpoint
+    of a local run is on this machine."""
+    cfg, _, _ = app_and_options(config, args, deployment)
+    if not storage.is_remote(cfg.judge.model) and not Path(cfg.judge.model).exists():
+        raise ConfigError(f"judge checkpoint {cfg.judge.model} not found on this machine: pass --model PATH "
+                          "(serve/reward.yaml names the path on the cluster's nodes)")
+    return cfg
+
+
 def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = None,
           deployment: dict[str, Any] | None = None, name: str = "reward", wait_s: float = 180.0,
           log_level: str = "INFO") -> str:
@@ -101,6 +112,7 @@ def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = No
     from .app import check_auth_config, make_deployment
 
     config = config or read_config()
+    check(config, args, deployment)
     ensure_ray()
     args, deployment = local_defaults(config, args, deployment, ray.cluster_resources())
     cfg, opts, http = app_and_options(config, args, deployment)
@@ -109,8 +121,11 @@ def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = No
     logging.getLogger("ray.serve").setLevel(log_level)  # this process's Serve client messages too
     serve.start(http_options=http, logging_config=logging_config)
     app = make_deployment(cfg).options(**opts).bind(cfg.model_dump_json())
-    serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False,
-              logging_config=logging_config)
+    try:
+        serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False,
+                  logging_config=logging_config)
+    except RuntimeError as e:  # the replicas could not be constructed (Serve has retried them)
+        raise _start_failure(serve, name, str(e)) from None
     url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
     if name != "reward":
         url += f"/{name}"
@@ -121,8 +136,25 @@ def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = No
                 return url
         except httpx.HTTPError:
             pass
+        status = serve.status().applications.get(name)
+        if status is not None and status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise _start_failure(serve, name, status.message)
         time.sleep(0.5)
     raise TimeoutError(f"the endpoint at {url} did not become ready within {wait_s:.0f} s")
+
+
+def _start_failure(serve, name: str, fallback: str) -> RuntimeError:
+    """The reason a deployment failed (the replica's own exception, not Serve's summary); the
+    failed application is deleted."""
+    import re
+
+    text = fallback
+    app = serve.status().applications.get(name)
+    if app is not None:
+        text = "\n".join([app.message or ""] + [d.message or "" for d in app.deployments.values()])
+    errors = re.findall(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception): .+)$", text, re.M)
+    serve.delete(name)
+    return RuntimeError(f"the endpoint failed to start: {errors[-1] if errors else fallback}")
 
 
 def stop(name: str | None = "reward", shutdown: bool = False) -> None:
