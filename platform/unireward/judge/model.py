@@ -28,7 +28,7 @@ from .. import __version__
 from ..io.media import MediaError, MediaLimits, Video, load_media
 from .batching import plan_batches
 from .parsing import parse
-from .protocols import DEFAULT_FAMILY, Protocol, ProtocolRegistry, default_registry
+from .protocols import DEFAULT_FAMILY, Protocol, ProtocolRegistry, chat_messages, default_registry
 from .trie import AnswerTrie, build_trie
 from .types import JudgeItem, Judgment, Mode, Status, Task, swap_verdict
 
@@ -208,11 +208,7 @@ class RewardModel:
     # ------------------------------------------------------------------------------ preprocessing
     def messages(self, item: JudgeItem, protocol: Protocol) -> list[dict[str, Any]]:
         """The chat: one user turn, visuals first, then the protocol's text."""
-        kind = Task(item.task).media_kind
-        n_media = len(item.candidates) if protocol.task.is_generation else 1
-        parts: list[dict[str, Any]] = [{"type": kind} for _ in range(n_media)]
-        parts.append({"type": "text", "text": protocol.render(item)})
-        return [{"role": "user", "content": parts}]
+        return chat_messages(item, protocol)
 
     def _encode(self, item: JudgeItem, protocol: Protocol, media_cache: dict) -> dict[str, Any]:
         kind = Task(item.task).media_kind

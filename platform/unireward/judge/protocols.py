@@ -91,6 +91,16 @@ class Protocol:
         return {k: f"{self.answer_prefix}{v}" for k, v in self.verdicts.items() if v}
 
 
+def chat_messages(item: JudgeItem, protocol: Protocol) -> list[dict[str, Any]]:
+    """The judge's chat for ``item``: one user turn, visuals first, then the protocol's text. The
+    same chat is judged (RewardModel) and trained on (unireward.train.data)."""
+    kind = Task(item.task).media_kind
+    n_media = len(item.candidates) if protocol.task.is_generation else 1
+    parts: list[dict[str, Any]] = [{"type": kind} for _ in range(n_media)]
+    parts.append({"type": "text", "text": protocol.render(item)})
+    return [{"role": "user", "content": parts}]
+
+
 def _required_placeholders(task: Task, mode: Mode) -> set[str]:
     if task.is_generation:
         return {"prompt"}

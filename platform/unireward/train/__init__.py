@@ -1,0 +1,1 @@
+"""Judge and policy training (issue 4 and 5). So far: the judge's training data (``data``)."""
