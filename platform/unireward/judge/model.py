@@ -213,6 +213,13 @@ class RewardModel:
     def _encode(self, item: JudgeItem, protocol: Protocol, media_cache: dict) -> dict[str, Any]:
         kind = Task(item.task).media_kind
         sources = list(item.candidates) if protocol.task.is_generation else [item.context]
+        return self.encode_chat(self.messages(item, protocol), kind, sources, media_cache)
+
+    def encode_chat(self, messages: list[dict[str, Any]], kind: str, sources: Sequence[Any],
+                    media_cache: dict | None = None) -> dict[str, Any]:
+        """Processor inputs of a chat's user turn (media loaded with this judge's limits) up to the
+        assistant's turn: what the judge reads and what training appends its target to."""
+        media_cache = {} if media_cache is None else media_cache
         visuals = []
         for src in sources:
             key = (kind, src) if isinstance(src, str) else None
@@ -223,7 +230,7 @@ class RewardModel:
             if key is not None:
                 media_cache[key] = v
             visuals.append(v)
-        text = self.processor.apply_chat_template(self.messages(item, protocol), add_generation_prompt=True, tokenize=False)
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         kwargs: dict[str, Any] = {}
         if kind == "image":
             kwargs["images"] = visuals
