@@ -45,17 +45,20 @@ def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_dpo(noise: torch.Tensor, model_w: torch.Tensor, model_l: torch.Tensor, ref_w: torch.Tensor,
-                  ref_l: torch.Tensor, beta: float = BETA_DIFFUSION) -> PreferenceLoss:
+                  ref_l: torch.Tensor, beta: float = BETA_DIFFUSION,
+                  target_l: torch.Tensor | None = None) -> PreferenceLoss:
     """-log sigmoid(-beta/2 * [(|e - e_theta(x_w)|^2 - |e - e_ref(x_w)|^2) - (|e - e_theta(x_l)|^2 - |e - e_ref(x_l)|^2)])
 
     ``noise`` is the one noise added to both latents (at the one timestep); ``model_*`` and ``ref_*``
     are the policy's and the frozen reference's predictions for the chosen (w) and rejected (l)
-    latents. For v-prediction models pass the velocity target as ``noise``."""
+    latents. For v-prediction models pass the chosen latent's velocity as ``noise`` and the rejected
+    one's as ``target_l``."""
     if beta <= 0:
         raise ValueError("beta must be > 0")
     ref_w, ref_l = ref_w.detach(), ref_l.detach()
-    mw, ml = per_sample_mse(model_w, noise), per_sample_mse(model_l, noise)
-    rw, rl = per_sample_mse(ref_w, noise), per_sample_mse(ref_l, noise)
+    target_l = noise if target_l is None else target_l
+    mw, ml = per_sample_mse(model_w, noise), per_sample_mse(model_l, target_l)
+    rw, rl = per_sample_mse(ref_w, noise), per_sample_mse(ref_l, target_l)
     # the implicit reward of a sample: how much better the policy denoises it than the reference
     chosen, rejected = -0.5 * beta * (mw - rw), -0.5 * beta * (ml - rl)
     margin = chosen - rejected
