@@ -157,3 +157,24 @@ def s3_env(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
     yield f"s3://{s3_server.bucket}/{uuid.uuid4().hex}/"
+
+
+# Once every test has run and the summary is printed, leave without interpreter finalization. The
+# suite loads Ray, gRPC, torch and DeepSpeed into one process; their native threads can crash while
+# Python tears modules down (seen once here: all 668 tests passed, then "Segmentation fault" turned
+# make's exit status into a failure). The results are final by then, and pytest's own exit status
+# is kept. UNIREWARD_PYTEST_FINALIZE=1 runs the normal finalization, e.g. to debug such a crash.
+_SESSION: dict[str, int] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    _SESSION["exitstatus"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "exitstatus" in _SESSION and os.environ.get("UNIREWARD_PYTEST_FINALIZE") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_SESSION["exitstatus"])
