@@ -265,7 +265,7 @@ def test_generate_candidates(ray_local, tmp_path):
     s1 = run("g1", t2i, tmp_path / "prompts.parquet")
     files = sorted((tmp_path / "g1" / "candidates" / "image_generation").rglob("*.png"))
     assert len(files) == 6 and s1["prompts"] == 2
-    s2 = run("g2", t2i, tmp_path / "prompts.parquet")  # same seeds, same images
+    run("g2", t2i, tmp_path / "prompts.parquet")  # same seeds, same images
     files2 = sorted((tmp_path / "g2" / "candidates" / "image_generation").rglob("*.png"))
     assert [f.read_bytes() for f in files] == [f.read_bytes() for f in files2]
     prov = [json.loads(p["provenance"]) for p in read_dir(tmp_path / "g1" / "preferences")]

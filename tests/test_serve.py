@@ -13,7 +13,7 @@ import pytest
 
 from unireward.config import ConfigError, ServeConfig, parse_spec
 from unireward.io import schema
-from unireward.io.media import encode_video, load_video, to_data_uri
+from unireward.io.media import load_video, to_data_uri
 from unireward.judge.records import read_items
 from unireward.judge.types import JudgeItem, Status
 from unireward.serve.app import auth_required, check_auth_config
@@ -283,11 +283,9 @@ def test_serve_config_file_is_valid():
         from unireward.serve.app import check_auth_config
         check_auth_config(cfg)
     # run locally: loopback unless a host is given, CPU replicas when there is no GPU
-    args, deployment = local.local_defaults(config, None, None, dict(CPU=2.0))
-    cfg, opts, http = local.app_and_options(config, args, deployment)
+    cfg, opts, http = local.local_options(config, None, None, dict(CPU=2.0))
     assert http["host"] == "127.0.0.1" and opts["ray_actor_options"] == dict(num_cpus=2.0, num_gpus=0.0)
-    args, deployment = local.local_defaults(config, dict(host="0.0.0.0"), None, dict(CPU=16.0, GPU=1.0))
-    cfg, opts, http = local.app_and_options(config, args, deployment)
+    cfg, opts, http = local.local_options(config, dict(host="0.0.0.0"), None, dict(CPU=16.0, GPU=1.0))
     assert http["host"] == "0.0.0.0" and opts["ray_actor_options"] == dict(num_cpus=4, num_gpus=1)
     with pytest.raises(ConfigError, match="max_batch_size"):
         local.app_and_options(local.read_config(), args=dict(max_batch_size=0))

@@ -267,6 +267,24 @@ def _bench_model(model: str | None, size: str, shape: str, device: str | None, d
     return rm, rm.model_path, max_pixels, tmp
 
 
+def _sync(rm) -> Callable[[], None]:
+    """Waits for the judge's device (CUDA kernels run asynchronously) before a clock is read."""
+    import torch
+
+    return torch.cuda.synchronize if rm.device.type == "cuda" else (lambda: None)
+
+
+def _model_setup(rm, described: str) -> dict[str, Any]:
+    """The judge's part of a benchmark's recorded setup."""
+    import torch
+
+    dev = rm.device
+    return dict(model=described, parameters=sum(p.numel() for p in rm.model.parameters()), device=str(dev),
+                device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                dtype=str(rm.dtype).replace("torch.", ""), torch_threads=torch.get_num_threads(),
+                unireward=__version__)
+
+
 def bench_judge(
     model: str | None = None,
     n_pairs: int = 16,
@@ -291,10 +309,9 @@ def bench_judge(
                                                    max_batch_size=batch_size, token_budget=1 << 30,
                                                    max_new_tokens=short_tokens)
     dev = rm.device
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    sync = _sync(rm)
     items = _pairs(n_pairs, image_size, seed)
     protocol = rm.protocols.get(rm.family, "image_generation", "pair_rank")
-    n_params = sum(p.numel() for p in rm.model.parameters())
     first = rm._encode(items[0], protocol, {})
     prompt_tokens = int(first["input_ids"].shape[1])
     visual_tokens = int((first["input_ids"] == rm.model.config.image_token_id).sum())
@@ -335,12 +352,9 @@ def bench_judge(
         "speedup_vs_seed": {k: v / base for k, v in results.items()},
         "speedup_logits_vs_seed": results["logits"] / base,
         "setup": dict(
-            model=described,
-            parameters=n_params, device=str(dev), device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            dtype=str(rm.dtype).replace("torch.", ""), n_pairs=n_pairs, image_size=image_size, max_pixels=max_pixels,
+            _model_setup(rm, described), n_pairs=n_pairs, image_size=image_size, max_pixels=max_pixels,
             prompt_tokens=prompt_tokens, visual_tokens=visual_tokens, batch_size=batch_size,
             short_tokens=short_tokens, long_tokens=long_tokens, repeats=repeats,
-            torch_threads=torch.get_num_threads(), unireward=__version__,
         ),
     }
     tmp.cleanup()
@@ -363,12 +377,9 @@ def bench_batching(
 ) -> dict[str, Any]:
     """In-process pairs/s of the logit judge by batch size: the most that the endpoint's dynamic
     batching can gain on this device, without HTTP, Serve or the load generator."""
-    import torch
-
     rm, described, max_pixels, tmp = _bench_model(model, size, shape, device, dtype, max_pixels, log,
                                                    max_batch_size=max(batch_sizes), token_budget=1 << 30)
-    dev = rm.device
-    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    sync = _sync(rm)
     items = _pairs(n_items, image_size, seed)
     rm.judge(items[: max(batch_sizes)], method="logits")  # warm-up: kernels, allocator
     rates: dict[str, float] = {}
@@ -381,11 +392,8 @@ def bench_batching(
     out = {
         "pairs_per_s": rates,
         "speedup_vs_first": {k: v / base for k, v in rates.items()},
-        "setup": dict(model=described, parameters=sum(p.numel() for p in rm.model.parameters()), device=str(dev),
-                      device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                      dtype=str(rm.dtype).replace("torch.", ""), n_items=n_items, image_size=image_size,
-                      max_pixels=max_pixels, repeats=repeats, torch_threads=torch.get_num_threads(),
-                      unireward=__version__),
+        "setup": dict(_model_setup(rm, described), n_items=n_items, image_size=image_size, max_pixels=max_pixels,
+                      repeats=repeats),
     }
     tmp.cleanup()
     return out

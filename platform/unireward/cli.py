@@ -210,6 +210,14 @@ def _apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def _spec_data(spec_path: Path, overrides: list[str] | None) -> dict:
+    """A spec file's mapping (local or s3://) with ``--set`` overrides applied, not yet validated."""
+    from .config import ConfigError
+    from .io import storage
+
+    return _apply_overrides(storage.read_yaml(spec_path, ConfigError, "spec file") or {}, overrides or [])
+
+
 @app.command()
 def run(
     spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML): kind curate or score"),
@@ -221,16 +229,12 @@ def run(
     _quiet_libraries()
     from rich.console import Console
 
-    from .config import ConfigError, SPEC_KINDS, load_spec, parse_spec
+    from .config import ConfigError, SPEC_KINDS, parse_spec
     from .io import staging, storage
 
     console = Console(stderr=True)
     try:
-        if set_:
-            data = _apply_overrides(storage.read_yaml(spec_path, ConfigError, "spec file") or {}, set_)
-            spec = parse_spec(data, str(spec_path))
-        else:
-            spec = load_spec(spec_path)
+        spec = parse_spec(_spec_data(spec_path, set_), str(spec_path))
     except ConfigError as e:
         _fail(str(e))
     if spec.kind not in SPEC_KINDS:  # pragma: no cover - load_spec already checks
@@ -297,11 +301,10 @@ def submit(
     """Submit a spec to a Ray cluster as a Ray job; prints the submission id. The job runs
     `unireward run spec.yaml` there: paths in the spec are read on the cluster (use s3:// or shared storage)."""
     from .config import ConfigError
-    from .io import storage
     from .pipelines import jobs
 
     try:
-        data = _apply_overrides(storage.read_yaml(spec_path, ConfigError, "spec file") or {}, set_ or [])
+        data = _spec_data(spec_path, set_)
     except ConfigError as e:
         _fail(str(e))
     sid = _jobs_call(jobs.submit, data, str(spec_path), address, sid=submission_id, env=env or [],

@@ -230,17 +230,21 @@ class RewardModel:
             if key is not None:
                 media_cache[key] = v
             visuals.append(v)
+        return self._process(messages, visuals)
+
+    def _process(self, messages: list[dict[str, Any]], visuals: Sequence[Any]) -> dict[str, Any]:
+        """The processor's inputs for a chat up to the assistant's turn and its visuals in order
+        (PIL images and/or Videos; video frames are given as decoded, never resampled)."""
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        images = [v for v in visuals if not isinstance(v, Video)]
+        videos = [v for v in visuals if isinstance(v, Video)]
         kwargs: dict[str, Any] = {}
-        if kind == "image":
-            kwargs["images"] = visuals
-        else:
-            vids: list[Video] = visuals
-            kwargs["videos"] = [v.frames for v in vids]
-            kwargs["video_metadata"] = [v.metadata() for v in vids]
-            kwargs["do_sample_frames"] = False
-        enc = self.processor(text=[text], return_tensors="pt", **kwargs)
-        return dict(enc)
+        if images:
+            kwargs["images"] = images
+        if videos:
+            kwargs.update(videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos],
+                          do_sample_frames=False)
+        return dict(self.processor(text=[text], return_tensors="pt", **kwargs))
 
     def _collate(self, encs: list[dict[str, Any]], suffixes: list[Sequence[int]] | None = None) -> dict[str, Any]:
         """Left-pads the per-token tensors (optionally appending ``suffixes`` of answer tokens) and
@@ -324,18 +328,7 @@ class RewardModel:
         finish reason per conversation."""
         import torch
 
-        encs = []
-        for messages, visuals in conversations:
-            text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            images = [v for v in visuals if not isinstance(v, Video)]
-            videos = [v for v in visuals if isinstance(v, Video)]
-            kwargs: dict[str, Any] = {}
-            if images:
-                kwargs["images"] = images
-            if videos:
-                kwargs.update(videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos],
-                              do_sample_frames=False)
-            encs.append(dict(self.processor(text=[text], return_tensors="pt", **kwargs)))
+        encs = [self._process(messages, visuals) for messages, visuals in conversations]
         inputs = self._collate(encs)
         sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(
             do_sample=False, temperature=None, top_p=None)

@@ -75,12 +75,12 @@ def submission_id(spec_name: str) -> str:
 
 
 def prepare(data: dict[str, Any], source: str, *, env: Iterable[str] = (), ship_package: bool = True,
-            pip: Iterable[str] = (), workdir: str | Path | None = None) -> dict[str, Any]:
+            pip: Iterable[str] = ()) -> dict[str, Any]:
     """Validates the spec and builds the submission: entrypoint, runtime_env, metadata. The spec is
-    written, overrides applied, to ``workdir/spec.yaml`` (the job's working directory)."""
+    written, overrides applied, to ``spec.yaml`` in a new temporary folder (the job's working
+    directory, ``workdir``; the caller removes it once it is uploaded)."""
     spec = parse_spec(data, source)
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="unireward-submit-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="unireward-submit-"))
     (workdir / "spec.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     runtime_env: dict[str, Any] = {"working_dir": str(workdir), "env_vars": _env_vars(spec, env)}
     if ship_package:
@@ -111,21 +111,25 @@ def submit(data: dict[str, Any], source: str, addr: str | None = None, *, sid: s
         shutil.rmtree(job["workdir"], ignore_errors=True)  # uploaded by then
 
 
+def _status(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
 def list_jobs(addr: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for j in client(addr).list_jobs():
-        rows.append(dict(submission_id=j.submission_id, status=str(j.status.value if hasattr(j.status, "value") else j.status),
-                         spec=(j.metadata or {}).get("unireward_spec", ""), kind=(j.metadata or {}).get("unireward_kind", ""),
-                         start_time=j.start_time, end_time=j.end_time, message=j.message or "",
-                         entrypoint=j.entrypoint))
+        meta = j.metadata or {}
+        rows.append(dict(submission_id=j.submission_id, status=_status(j.status), spec=meta.get("unireward_spec", ""),
+                         kind=meta.get("unireward_kind", ""), start_time=j.start_time, end_time=j.end_time,
+                         message=j.message or "", entrypoint=j.entrypoint))
     return sorted(rows, key=lambda r: r["start_time"] or 0, reverse=True)
 
 
 def status(sid: str, addr: str | None = None) -> dict[str, Any]:
     info = client(addr).get_job_info(sid)
-    return dict(submission_id=sid, status=str(info.status.value if hasattr(info.status, "value") else info.status),
-                message=info.message or "", start_time=info.start_time, end_time=info.end_time,
-                metadata=info.metadata or {}, entrypoint=info.entrypoint)
+    return dict(submission_id=sid, status=_status(info.status), message=info.message or "",
+                start_time=info.start_time, end_time=info.end_time, metadata=info.metadata or {},
+                entrypoint=info.entrypoint)
 
 
 def logs(sid: str, addr: str | None = None) -> str:
@@ -150,25 +154,27 @@ def follow(sid: str, addr: str | None = None) -> Iterator[str]:
         loop.close()
 
 
+def _poll(c: Any, sid: str, timeout_s: float | None, poll_s: float) -> tuple[str, bool]:
+    """(status, ended): polls one client until the job ends or ``timeout_s`` passes."""
+    deadline = time.time() + timeout_s if timeout_s else None
+    while True:
+        st = _status(c.get_job_status(sid))
+        if st in TERMINAL:
+            return st, True
+        if deadline and time.time() > deadline:
+            return st, False
+        time.sleep(poll_s)
+
+
 def stop(sid: str, addr: str | None = None, wait_s: float = 60.0) -> str:
-    """Asks the job to stop and waits until it has; returns the final status."""
+    """Asks the job to stop and waits (up to ``wait_s``) until it has; returns its status."""
     c = client(addr)
     c.stop_job(sid)
-    deadline = time.time() + wait_s
-    while time.time() < deadline:
-        st = status(sid, addr)["status"]
-        if st in TERMINAL:
-            return st
-        time.sleep(0.5)
-    return status(sid, addr)["status"]
+    return _poll(c, sid, wait_s, 0.5)[0]
 
 
 def wait(sid: str, addr: str | None = None, timeout_s: float | None = None, poll_s: float = 1.0) -> str:
-    deadline = time.time() + timeout_s if timeout_s else None
-    while True:
-        st = status(sid, addr)["status"]
-        if st in TERMINAL:
-            return st
-        if deadline and time.time() > deadline:
-            raise TimeoutError(f"job {sid} still {st} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
+    st, ended = _poll(client(addr), sid, timeout_s, poll_s)
+    if not ended:
+        raise TimeoutError(f"job {sid} still {st} after {timeout_s:.0f} s")
+    return st

@@ -133,6 +133,19 @@ def bearer(cfg: ServeConfig, tokens: set[str]):
     return check
 
 
+def _grouped(requests: list, key, run) -> list:
+    """``run(requests_of_a_group, key)`` once per distinct ``key(request)`` (e.g. method and swap),
+    results back in request order: one model call per kind of request in a dynamic batch."""
+    groups: dict[Any, list[int]] = {}
+    for k, r in enumerate(requests):
+        groups.setdefault(key(r), []).append(k)
+    out: list = [None] * len(requests)
+    for g, idx in groups.items():
+        for k, res in zip(idx, run([requests[k] for k in idx], g)):
+            out[k] = res
+    return out
+
+
 def make_deployment(cfg: ServeConfig):
     """The Serve deployment class for ``cfg`` (routes and dependencies close over it)."""
     tokens = check_auth_config(cfg)
@@ -200,13 +213,8 @@ def make_deployment(cfg: ServeConfig):
             return await asyncio.to_thread(self._judge_groups, requests)
 
         def _judge_groups(self, requests: list[tuple[JudgeItem, str, bool]]) -> list[Judgment]:
-            out: list[Judgment | None] = [None] * len(requests)
-            groups: dict[tuple[str, bool], list[int]] = {}
-            for k, (_, method, swap) in enumerate(requests):
-                groups.setdefault((method, swap), []).append(k)
-            for (method, swap), idx in groups.items():
-                for k, j in zip(idx, self.judge.judge([requests[k][0] for k in idx], method, swap)):
-                    out[k] = j
+            out = _grouped(requests, lambda r: r[1:],
+                           lambda rs, key: self.judge.judge([r[0] for r in rs], *key))
             for j in out:
                 self.m_items.inc(tags={"task": j.task, "status": j.status.value})
                 if j.status is Status.UNPARSED:
@@ -219,16 +227,8 @@ def make_deployment(cfg: ServeConfig):
             return await asyncio.to_thread(self._chat_groups, requests)
 
         def _chat_groups(self, requests) -> list[dict]:
-            out: list[dict | None] = [None] * len(requests)
-            groups: dict[tuple, list[int]] = {}
-            for k, (_, _, temperature, top_p, seed) in enumerate(requests):
-                groups.setdefault((temperature, top_p, seed), []).append(k)
-            for (temperature, top_p, seed), idx in groups.items():
-                results = self.judge.chat([requests[k][0] for k in idx], [requests[k][1] for k in idx],
-                                          temperature=temperature, top_p=top_p, seed=seed)
-                for k, r in zip(idx, results):
-                    out[k] = r
-            return out
+            return _grouped(requests, lambda r: r[2:], lambda rs, key: self.judge.chat(
+                [r[0] for r in rs], [r[1] for r in rs], temperature=key[0], top_p=key[1], seed=key[2]))
 
         # ---------------------------------------------------------------- routes
         @api.post("/v1/judge", response_model=JudgmentOut, response_model_exclude_none=True, dependencies=[auth])

@@ -18,12 +18,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+import httpx
 from PIL import Image
 
 from ..io import media as media_io
 from ..judge.types import JudgeItem, Judgment, Status, Task
 
 RETRY_STATUS = {429, 502, 503, 504}
+
+CONNECTION_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException)
 
 
 class EndpointError(RuntimeError):
@@ -34,10 +37,6 @@ class EndpointError(RuntimeError):
         self.status, self.message = status, message
 
 
-def _data_uri(data: bytes, mime: str) -> str:
-    return media_io.to_data_uri(data, mime)
-
-
 def encode_media(src: Any, kind: str) -> str | list[str]:
     """A wire reference for one image or video source."""
     if isinstance(src, media_io.MediaError):
@@ -45,9 +44,9 @@ def encode_media(src: Any, kind: str) -> str | list[str]:
     if isinstance(src, str) and src.startswith(("data:", "s3://")):
         return src
     if isinstance(src, Image.Image):
-        return _data_uri(media_io.encode_image(src.convert("RGB"), "PNG"), "image/png")
+        return media_io.to_data_uri(media_io.encode_image(src.convert("RGB"), "PNG"), "image/png")
     if isinstance(src, media_io.Video):
-        return [_data_uri(media_io.encode_image(f, "PNG"), "image/png") for f in src.frames]
+        return [media_io.to_data_uri(media_io.encode_image(f, "PNG"), "image/png") for f in src.frames]
     if isinstance(src, (list, tuple)):
         return [encode_media(f, "image") for f in src]  # type: ignore[misc]
     data = media_io.read_source(src)
@@ -55,7 +54,7 @@ def encode_media(src: Any, kind: str) -> str | list[str]:
     mime = mimetypes.guess_type(name)[0] if name else None
     if mime is None:
         mime = "video/mp4" if kind == "video" else "image/png"
-    return _data_uri(data, mime)
+    return media_io.to_data_uri(data, mime)
 
 
 def item_payload(item: JudgeItem, method: str, swap: bool, timeout_s: float | None = None) -> dict[str, Any]:
@@ -89,6 +88,44 @@ def _invalid(item: JudgeItem, method: str, e: media_io.MediaError) -> Judgment:
                     Status.INVALID_INPUT, reason=f"{e.code}: {e.reason}")
 
 
+def _payloads(items: Sequence[JudgeItem], method: str, swap: bool) -> tuple[list[Judgment | None], list[tuple[int, dict]]]:
+    """Request bodies of the items that can be sent, and invalid_input judgments (in place) for
+    those whose media cannot be read here."""
+    out: list[Judgment | None] = [None] * len(items)
+    send: list[tuple[int, dict]] = []
+    for k, it in enumerate(items):
+        try:
+            send.append((k, item_payload(it, method, swap)))
+        except media_io.MediaError as e:
+            out[k] = _invalid(it, method, e)
+    return out, send
+
+
+def _server_chunk(readyz: Any, default: int) -> int:
+    """Items per batch request the endpoint accepts (its /readyz limits), or ``default``."""
+    try:
+        return int((readyz.json().get("limits") or {}).get("max_items_per_request") or default)
+    except Exception:  # noqa: BLE001 - an older or busy endpoint: keep ours
+        return default
+
+
+def _retry_delay(resp: Any, attempt: int, max_retries: int, base: float) -> float | None:
+    """Seconds to wait before retrying ``resp`` (None: it is final); raises EndpointError for a
+    final error."""
+    if resp.status_code in RETRY_STATUS and attempt < max_retries:
+        return _backoff(attempt, base, resp.headers.get("retry-after"))
+    if resp.status_code >= 400:
+        raise EndpointError(resp.status_code, _error_message(resp))
+    return None
+
+
+def _connection_failed(e: Exception, attempt: int, max_retries: int, base: float) -> float:
+    """Seconds to wait after a connection error, or EndpointError once the retries are spent."""
+    if attempt == max_retries:
+        raise EndpointError(None, f"{type(e).__name__}: {e} (after {attempt + 1} attempts)") from None
+    return _backoff(attempt, base, None)
+
+
 def _backoff(attempt: int, base: float, retry_after: str | None) -> float:
     if retry_after:
         try:
@@ -111,8 +148,6 @@ class RewardClient:
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 120.0, max_retries: int = 5,
                  backoff_s: float = 0.5, max_concurrency: int = 8, chunk_size: int = 16):
-        import httpx
-
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
@@ -132,22 +167,16 @@ class RewardClient:
         self.close()
 
     def request(self, method: str, path: str, json: Any = None) -> Any:
-        import httpx
-
         for attempt in range(self.max_retries + 1):
             try:
                 resp = self._http.request(method, path, json=json)
-            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException) as e:
-                if attempt == self.max_retries:
-                    raise EndpointError(None, f"{type(e).__name__}: {e} (after {attempt + 1} attempts)") from None
-                time.sleep(_backoff(attempt, self.backoff_s, None))
+            except CONNECTION_ERRORS as e:
+                time.sleep(_connection_failed(e, attempt, self.max_retries, self.backoff_s))
                 continue
-            if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
-                time.sleep(_backoff(attempt, self.backoff_s, resp.headers.get("retry-after")))
-                continue
-            if resp.status_code >= 400:
-                raise EndpointError(resp.status_code, _error_message(resp))
-            return resp.json()
+            delay = _retry_delay(resp, attempt, self.max_retries, self.backoff_s)
+            if delay is None:
+                return resp.json()
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def health(self) -> bool:
@@ -161,9 +190,8 @@ class RewardClient:
         with self._lock:
             if self._server_chunk is None:
                 try:
-                    limits = self._http.get("/readyz").json().get("limits") or {}
-                    self._server_chunk = int(limits.get("max_items_per_request") or self.chunk_size)
-                except Exception:  # noqa: BLE001 - an older or busy endpoint: keep ours
+                    self._server_chunk = _server_chunk(self._http.get("/readyz"), self.chunk_size)
+                except Exception:  # noqa: BLE001 - unreachable for now: keep ours
                     self._server_chunk = self.chunk_size
             return max(1, min(self.chunk_size, self._server_chunk))
 
@@ -178,13 +206,7 @@ class RewardClient:
         return judgment_from_json(self.request("POST", "/v1/judge", body))
 
     def judge_batch(self, items: Sequence[JudgeItem], method: str = "logits", swap: bool = False) -> list[Judgment]:
-        out: list[Judgment | None] = [None] * len(items)
-        send: list[tuple[int, dict]] = []
-        for k, it in enumerate(items):
-            try:
-                send.append((k, item_payload(it, method, swap)))
-            except media_io.MediaError as e:
-                out[k] = _invalid(it, method, e)
+        out, send = _payloads(items, method, swap)
         size = self._chunk()
         chunks = [send[i:i + size] for i in range(0, len(send), size)]
 
@@ -207,8 +229,6 @@ class AsyncRewardClient:
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 120.0, max_retries: int = 5,
                  backoff_s: float = 0.5, max_concurrency: int = 8, chunk_size: int = 16):
-        import httpx
-
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s,
                                        limits=httpx.Limits(max_connections=max_concurrency))
@@ -226,23 +246,17 @@ class AsyncRewardClient:
         await self.aclose()
 
     async def request(self, method: str, path: str, json: Any = None) -> Any:
-        import httpx
-
         async with self._sem:
             for attempt in range(self.max_retries + 1):
                 try:
                     resp = await self._http.request(method, path, json=json)
-                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.TimeoutException) as e:
-                    if attempt == self.max_retries:
-                        raise EndpointError(None, f"{type(e).__name__}: {e} (after {attempt + 1} attempts)") from None
-                    await asyncio.sleep(_backoff(attempt, self.backoff_s, None))
+                except CONNECTION_ERRORS as e:
+                    await asyncio.sleep(_connection_failed(e, attempt, self.max_retries, self.backoff_s))
                     continue
-                if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
-                    await asyncio.sleep(_backoff(attempt, self.backoff_s, resp.headers.get("retry-after")))
-                    continue
-                if resp.status_code >= 400:
-                    raise EndpointError(resp.status_code, _error_message(resp))
-                return resp.json()
+                delay = _retry_delay(resp, attempt, self.max_retries, self.backoff_s)
+                if delay is None:
+                    return resp.json()
+                await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def judge(self, item: JudgeItem, method: str = "logits", swap: bool = False) -> Judgment:
@@ -254,13 +268,7 @@ class AsyncRewardClient:
 
     async def judge_batch(self, items: Sequence[JudgeItem], method: str = "logits",
                           swap: bool = False) -> list[Judgment]:
-        out: list[Judgment | None] = [None] * len(items)
-        send = []
-        for k, it in enumerate(items):
-            try:
-                send.append((k, item_payload(it, method, swap)))
-            except media_io.MediaError as e:
-                out[k] = _invalid(it, method, e)
+        out, send = _payloads(items, method, swap)
 
         async def post(chunk):
             res = await self.request("POST", "/v1/judge/batch", {"items": [b for _, b in chunk]})
@@ -269,9 +277,8 @@ class AsyncRewardClient:
 
         if self._server_chunk is None:
             try:
-                limits = (await self._http.get("/readyz")).json().get("limits") or {}
-                self._server_chunk = int(limits.get("max_items_per_request") or self.chunk_size)
-            except Exception:  # noqa: BLE001 - an older or busy endpoint: keep ours
+                self._server_chunk = _server_chunk(await self._http.get("/readyz"), self.chunk_size)
+            except Exception:  # noqa: BLE001 - unreachable for now: keep ours
                 self._server_chunk = self.chunk_size
         size = max(1, min(self.chunk_size, self._server_chunk))
         await asyncio.gather(*(post(send[i:i + size]) for i in range(0, len(send), size)))

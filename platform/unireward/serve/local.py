@@ -49,10 +49,13 @@ def app_and_options(config: dict[str, Any], args: dict[str, Any] | None = None,
     from ..config import parse_config
 
     cfg = parse_config(merged, ServeConfig, "serve config args")
-    opts = {}
-    for d in app.get("deployments") or []:
+    opts: dict[str, Any] = {}
+    actor: dict[str, Any] = {}  # ray_actor_options merge key by key, like args
+    for d in [*(app.get("deployments") or []), deployment or {}]:
         opts.update({k: v for k, v in d.items() if k in DEPLOYMENT_OPTIONS})
-    opts.update(deployment or {})
+        actor.update(d.get("ray_actor_options") or {})
+    if actor:
+        opts["ray_actor_options"] = actor
     if opts.get("autoscaling_config") is None:
         opts.pop("autoscaling_config", None)  # fixed num_replicas instead
     return cfg, opts, dict(host=cfg.host, port=cfg.port)
@@ -66,27 +69,22 @@ def ensure_ray() -> None:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, ignore_reinit_error=True)
 
 
-def local_defaults(config: dict[str, Any], args: dict[str, Any] | None, deployment: dict[str, Any] | None,
-                   available: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(args, deployment) with the local defaults: loopback unless a host is given, and replicas that
-    ask for more CPUs or GPUs than the local Ray has get what there is (a replica waiting for a GPU
-    that does not exist would never start)."""
-    args, deployment = dict(args or {}), dict(deployment or {})
-    args.setdefault("host", "127.0.0.1")
-    actor: dict[str, Any] = {}
-    for d in config["applications"][0].get("deployments") or []:
-        actor.update(d.get("ray_actor_options") or {})
-    actor.update(deployment.get("ray_actor_options") or {})
-    fitted = dict(actor)
+def local_options(config: dict[str, Any], args: dict[str, Any] | None, deployment: dict[str, Any] | None,
+                  available: dict[str, float]) -> tuple[ServeConfig, dict[str, Any], dict[str, Any]]:
+    """``app_and_options`` with the local defaults: loopback unless a host is given, and replicas
+    that ask for more CPUs or GPUs than the local Ray has (``available``) get what there is (a
+    replica waiting for a GPU that does not exist would never start)."""
+    cfg, opts, http = app_and_options(config, {"host": "127.0.0.1", **(args or {})}, deployment)
+    actor = dict(opts.get("ray_actor_options") or {})
     for key, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
         have = available.get(resource, 0.0)
         if actor.get(key, 0) > have:
-            fitted[key] = have
             log.warning("the replicas ask for %g %s each, the local Ray has %g: using %g", actor[key], resource,
                         have, have)
-    if fitted != actor:
-        deployment["ray_actor_options"] = fitted
-    return args, deployment
+            actor[key] = have
+    if actor:
+        opts["ray_actor_options"] = actor
+    return cfg, opts, http
 
 
 def check(config: dict[str, Any], args: dict[str, Any] | None = None,
@@ -114,8 +112,7 @@ def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = No
     config = config or read_config()
     check(config, args, deployment)
     ensure_ray()
-    args, deployment = local_defaults(config, args, deployment, ray.cluster_resources())
-    cfg, opts, http = app_and_options(config, args, deployment)
+    cfg, opts, http = local_options(config, args, deployment, ray.cluster_resources())
     check_auth_config(cfg)
     logging_config = {"log_level": log_level, "enable_access_log": log_level in ("DEBUG", "INFO")}
     logging.getLogger("ray.serve").setLevel(log_level)  # this process's Serve client messages too
