@@ -220,7 +220,7 @@ def _spec_data(spec_path: Path, overrides: list[str] | None) -> dict:
 
 @app.command()
 def run(
-    spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML): kind curate or score"),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML): kind curate, score or train_reward"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a spec field: --set judge.model=/m"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
@@ -241,6 +241,19 @@ def run(
         _fail(f"unknown kind {spec.kind!r}")
     if address:
         os.environ["RAY_ADDRESS"] = address
+    if spec.kind == "train_reward":
+        from .pipelines.train import run_train_reward
+        from .train.data import DataError
+
+        try:
+            summary = run_train_reward(spec, console)
+        except DataError as e:
+            _fail(str(e))
+        except RuntimeError as e:
+            _fail(str(e), code=1)
+        typer.echo(json.dumps(dict(name=spec.name, kind=spec.kind, final=summary["final"], best=summary["best"],
+                                   summary=storage.join(summary["run"], "report", "summary.json")), indent=2))
+        return
     from .pipelines.batch import JobFailed, run_spec
 
     state = {"last": 0.0}

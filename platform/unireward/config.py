@@ -179,8 +179,113 @@ class ServeConfig(_Strict):
     allow_http_media: bool = Field(False, description="fetch http(s) media (public addresses only)")
 
 
-Spec = Annotated[Union[CurateSpec, ScoreSpec], Field(discriminator="kind")]
-SPEC_KINDS = ("curate", "score")
+class TrainSource(_Strict):
+    """One source of judge training records."""
+
+    path: str = Field(..., description="item Parquet file or folder (format items), or a JSON/JSONL file of "
+                                       "conversation records (format conversation); local or s3://")
+    format: Literal["items", "conversation"] = "items"
+    task: str | None = Field(None, description="conversation records: the task they teach (items carry theirs)")
+    sampling: str = Field("all", description="all, first:N, end:N, random:N or N% (as in the original)")
+    name: str | None = Field(None, description="a label for reports (default: the file name)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        from .train.data import DataError, sample
+
+        try:
+            sample([], self.sampling)
+        except DataError as e:
+            raise ValueError(str(e)) from None
+        if self.format == "conversation" and not self.task:
+            raise ValueError("a conversation source needs 'task' (image_generation, image_understanding, "
+                             "video_generation or video_understanding)")
+        return self
+
+
+class TrainDataConfig(_Strict):
+    train: list[TrainSource] = Field(..., min_length=1)
+    eval: list[TrainSource] = Field(default_factory=list, description="held-out item sources (default: a split of "
+                                                                      "train, by prompt)")
+    eval_fraction: float = Field(0.2, ge=0, lt=1, description="share of train prompts held out when eval is empty")
+    weights: dict[str, float] | None = Field(None, description="per-task mixing weights; with total, the epoch "
+                                                                "is drawn in these proportions")
+    total: PositiveInt | None = Field(None, description="examples per epoch when mixing (default: all of them)")
+    both_orders: bool = Field(True, description="train each pair in both orders (labels swapped): no position "
+                                                "bias can be learnt")
+    points: bool = Field(True, description="also train pointwise scores (labels from gt_scores)")
+    max_eval_items: PositiveInt = Field(2000, description="cap on held-out items judged per evaluation")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.weights is not None and not any(w > 0 for w in self.weights.values()):
+            raise ValueError("weights need at least one task with weight > 0")
+        return self
+
+
+class LoraConfig(_Strict):
+    r: PositiveInt = 16
+    alpha: PositiveInt = 32
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      description="module names adapted (the language model's attention by default)")
+
+
+class DeepSpeedOptions(_Strict):
+    zero_stage: Literal[0, 2, 3] = Field(2, description="0 = plain data parallel (DDP-like), 2 or 3 = ZeRO")
+    offload: bool = Field(False, description="optimizer state (and ZeRO-3 parameters) in CPU memory")
+
+
+class TrainingConfig(_Strict):
+    epochs: PositiveInt = 1
+    max_steps: PositiveInt | None = Field(None, description="stop after this many optimizer steps")
+    batch_size: PositiveInt = Field(4, description="examples per worker per micro-step")
+    grad_accum: PositiveInt = Field(1, description="micro-steps per optimizer step")
+    lr: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
+    gradient_checkpointing: bool = False
+    freeze_vision: bool = Field(False, description="freeze the vision tower (its blocks and patch embedding)")
+    freeze_projector: bool = Field(False, description="freeze the vision-to-language projector (the merger)")
+    lora: LoraConfig | None = None
+    deepspeed: DeepSpeedOptions = DeepSpeedOptions()
+    eval_every: PositiveInt | None = Field(None, description="evaluate and checkpoint every N steps (default: "
+                                                             "once per epoch)")
+    eval_before: bool = Field(True, description="evaluate the starting judge first (the 'before' numbers)")
+    keep: PositiveInt = Field(2, description="checkpoints kept, best first by metric")
+    metric: str = Field("eval/mean_acc", description="the metric that ranks checkpoints (higher is better)")
+    seed: int = 0
+
+
+class TrainResources(_Strict):
+    workers: PositiveInt = Field(2, description="Ray Train workers (one per GPU on a GPU cluster)")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    max_failures: int = Field(0, ge=-1, description="worker failures survived by restarting from the last "
+                                                    "checkpoint (-1: unlimited)")
+
+
+class TrainRewardSpec(_Strict):
+    """``kind: train_reward``: supervised fine-tuning of the judge on preference records of all four
+    tasks with Ray Train + DeepSpeed; per-task evaluation; checkpoints; an HF export."""
+
+    kind: Literal["train_reward"]
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the judge to start from (HF folder)")
+    output: str = Field(..., description="storage folder or s3:// prefix: the run (checkpoints, logs) is "
+                                         "<output>/<name>, the exported judge <output>/<name>/final")
+    family: str = Field("qwen", description="protocol family the judge is taught and read with")
+    data: TrainDataConfig
+    training: TrainingConfig = TrainingConfig()
+    resources: TrainResources = TrainResources()
+    media: MediaConfig = MediaConfig()
+
+
+Spec = Annotated[Union[CurateSpec, ScoreSpec, TrainRewardSpec], Field(discriminator="kind")]
+SPEC_KINDS = ("curate", "score", "train_reward")
 
 
 def format_validation_error(e: ValidationError, source: str, strip_tag: bool = False) -> str:
@@ -203,7 +308,7 @@ def parse_config(data: Any, model: type[T], source: str = "<config>") -> T:
         raise ConfigError(format_validation_error(e, source)) from None
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec:
+def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | TrainRewardSpec:
     """A job spec from a mapping; ``kind`` picks the spec type."""
     if not isinstance(data, dict) or data.get("kind") not in SPEC_KINDS:
         kind = data.get("kind") if isinstance(data, dict) else None
@@ -214,7 +319,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec:
         raise ConfigError(format_validation_error(e, source, strip_tag=True)) from None
 
 
-def load_spec(path: str | Path) -> CurateSpec | ScoreSpec:
+def load_spec(path: str | Path) -> CurateSpec | ScoreSpec | TrainRewardSpec:
     """A job spec from a YAML file (local or s3://)."""
     return parse_spec(storage.read_yaml(path, ConfigError, "spec file"), os.fspath(path))
 

@@ -134,3 +134,13 @@ def read_yaml(uri: str | os.PathLike, error: type[Exception] = ValueError, what:
         raise error(f"{what} not found: {os.fspath(uri)}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise error(f"{os.fspath(uri)}: not valid YAML: {e}") from None
+
+
+def copy_tree(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copies a folder (local or s3://) to another (local or s3://), creating it."""
+    sfs, spath = resolve(src)
+    dfs, dpath = resolve(dst)
+    if sfs.get_file_info(spath).type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"no such folder: {src}")
+    dfs.create_dir(dpath, recursive=True)
+    pafs.copy_files(spath, dpath, source_filesystem=sfs, destination_filesystem=dfs)

@@ -263,8 +263,9 @@ class RewardModel:
             rows.append(row)
         width = max(r["input_ids"].shape[1] for r in rows)
         batch: dict[str, Any] = {}
-        for key in rows[0]:
-            vals = [r[key] for r in rows]
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # training batches may mix images and videos
+        for key in keys:
+            vals = [r[key] for r in rows if key in r]
             if key in _PER_TOKEN_FILL:
                 fill = self.pad_id if key == "input_ids" else 0
                 batch[key] = torch.cat(

@@ -165,3 +165,56 @@ def from_conversation(record: Mapping[str, Any], task: str, source: str = "") ->
     parts.append({"type": "text", "text": _PLACEHOLDERS.sub("", text).strip()})
     return SFTExample(messages=[{"role": "user", "content": parts}], media=media, media_kind=kind, target=answer,
                       task=Task(task).value, source=source)
+
+
+# ------------------------------------------------------------------------------------ sources
+def example_from_item_row(row: Mapping[str, Any], protocol_for, source: str = "",
+                          swap: bool = False) -> SFTExample | None:
+    """An item row (the ``item`` schema, media already resolved) with its ground truth as an SFT
+    example: a pair with its ``label`` (first/second/tie), a point with ``gt_scores[0]`` in [0, 1]
+    mapped onto the protocol's scale. ``swap`` gives the pair in the other order (label swapped).
+    Returns None for a row without ground truth; raises DataError for a malformed one."""
+    from ..judge.records import item_from_record
+
+    item = item_from_record(dict(row))
+    problem = item.problem()
+    if problem:
+        raise DataError(f"item {row.get('item_id') or '?'}: {problem}")
+    mode = item.resolved_mode()
+    protocol: Protocol = protocol_for(item.task, mode)
+    if mode is Mode.PAIR_RANK:
+        label = row.get("label")
+        if label is None:
+            return None
+        if swap:
+            item, label = item.swapped(), {"first": "second", "second": "first"}.get(label, label)
+        return from_preference(item, protocol, label, source)
+    if mode is Mode.POINT_SCORE:
+        gt = row.get("gt_scores") or [None]
+        if gt[0] is None:
+            return None
+        if not 0 <= gt[0] <= 1:
+            raise DataError(f"item {row.get('item_id') or '?'}: gt_scores[0] {gt[0]} is outside [0, 1]")
+        scale = protocol.scales[0]
+        return from_preference(item, protocol, round(scale.low + gt[0] * (scale.high - scale.low)), source)
+    raise DataError(f"item {row.get('item_id') or '?'}: mode {mode.value} has no training target here")
+
+
+def group_key(row: Mapping[str, Any]) -> str:
+    """The prompt a row belongs to (task, prompt, context): held-out splits never share a prompt
+    with training."""
+    import hashlib
+
+    return hashlib.sha1(f"{row.get('task')}\x00{row.get('prompt')}\x00{row.get('context')}".encode()).hexdigest()
+
+
+def split_by_prompt(rows: Sequence[Mapping[str, Any]], fraction: float, seed: int = 0) -> tuple[list, list]:
+    """(train, held-out) with about ``fraction`` of the prompts held out, chosen by a seeded hash
+    (stable under reordering and resampling of the rows)."""
+    import hashlib
+
+    train, held = [], []
+    for r in rows:
+        h = int(hashlib.sha1(f"{seed}:{group_key(r)}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (held if h < fraction else train).append(r)
+    return train, held

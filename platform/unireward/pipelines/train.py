@@ -1,0 +1,105 @@
+"""The Ray Train driver of ``kind: train_reward``: writes the data plan, runs the workers
+(``unireward.train.reward.train_loop``) in a TorchTrainer, and exports the best checkpoint as the
+final judge with a report. Rerunning a spec with the same name and output resumes the run from its
+latest checkpoint (Ray Train restores a run by its storage path and name)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from ..config import TrainRewardSpec
+from ..io import storage
+from ..judge.protocols import default_registry
+from ..train import reward
+
+
+def _ray_init() -> None:
+    import ray
+
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in storage.ENV_VARS if k in os.environ}
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, logging_level=logging.WARNING,
+                 ignore_reinit_error=True, runtime_env={"env_vars": env} if env else None)
+
+
+def run_config(spec: TrainRewardSpec):
+    import ray.train
+
+    fs, path = storage.resolve(spec.output)
+    return ray.train.RunConfig(
+        name=spec.name, storage_path=path, storage_filesystem=fs,
+        failure_config=ray.train.FailureConfig(max_failures=spec.resources.max_failures),
+        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=spec.training.keep,
+                                                     checkpoint_score_attribute=spec.training.metric,
+                                                     checkpoint_score_order="max"))
+
+
+def run_train_reward(spec: TrainRewardSpec, console=None) -> dict[str, Any]:
+    """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``)."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    say = console.print if console is not None else print
+    started = time.time()
+    run_dir = storage.join(spec.output, spec.name)
+    plan = reward.build_plan(spec, default_registry())
+    uris = reward.write_plan(plan, run_dir)
+    stats = plan["stats"]
+    say(f"[{spec.name}] {stats['examples']} training examples {stats['per_task']}, {stats['eval_items']} held-out "
+        f"items, {stats['errors']} unusable records (written to {uris['errors']})")
+    _ray_init()
+    res = spec.resources
+    trainer = TorchTrainer(
+        reward.train_loop,
+        train_loop_config=dict(spec=spec.model_dump(mode="json"), run_dir=run_dir, data=uris),
+        scaling_config=ray.train.ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
+                                               resources_per_worker={"CPU": res.cpus_per_worker}),
+        torch_config=TorchConfig(backend="nccl" if res.use_gpu else "gloo"),
+        run_config=run_config(spec),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+    ranked = sorted((c for c in result.best_checkpoints if spec.training.metric in c[1]),
+                    key=lambda c: c[1][spec.training.metric], reverse=True)
+    best, best_metrics = ranked[0] if ranked else (result.checkpoint, result.metrics)
+    final = storage.join(run_dir, "final")
+    best_uri = _checkpoint_uri(best)
+    storage.copy_tree(storage.join(best_uri, reward.HF_DIR), final)
+    records = _records(run_dir)
+    reward.plot_training(records, storage.join(run_dir, "report", "training.png"))
+    evals = [r for r in records if spec.training.metric in r]
+    summary = dict(
+        name=spec.name, run=run_dir, final=final, best_checkpoint=best_uri, best_step=best_metrics.get("step"),
+        metric=spec.training.metric, best=best_metrics.get(spec.training.metric),
+        before={k: v for k, v in evals[0].items() if k.startswith("eval/")} if evals and evals[0].get("step") == 0 else None,
+        after={k: v for k, v in best_metrics.items() if k.startswith("eval/")},
+        data=stats, restarts=sum(r.get("event") == "resumed" for r in records),
+        seconds=round(time.time() - started, 1),
+        deepspeed=spec.training.deepspeed.model_dump(), workers=res.workers,
+    )
+    storage.write_bytes(storage.join(run_dir, "report", "summary.json"), json.dumps(summary, indent=2).encode())
+    say(f"[{spec.name}] done in {summary['seconds']:.0f} s: best {spec.training.metric} = "
+        f"{summary['best'] if summary['best'] is None else round(summary['best'], 4)} at step {summary['best_step']}; "
+        f"judge exported to {final}; report {storage.join(run_dir, 'report')}")
+    return summary
+
+
+def _checkpoint_uri(checkpoint) -> str:
+    import pyarrow.fs as pafs
+
+    if isinstance(checkpoint.filesystem, pafs.S3FileSystem):
+        return "s3://" + checkpoint.path
+    return checkpoint.path
+
+
+def _records(run_dir: str) -> list[dict[str, Any]]:
+    uri = storage.join(run_dir, "logs", "metrics.jsonl")
+    return reward.read_jsonl(uri) if storage.exists(uri) else []
+
+
+__all__ = ["run_train_reward"]
