@@ -27,6 +27,8 @@ app.add_typer(models_app, name="models")
 jobs_app = typer.Typer(help="Jobs on a Ray cluster (the Ray Jobs API): list, status, logs, stop.",
                        no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+experiment_app = typer.Typer(help="Experiments that train several judges and compare them.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 app.add_typer(jobs_app, name="jobs")
 
 
@@ -246,7 +248,7 @@ def run(
         from .train.data import DataError
 
         try:
-            summary = run_train_reward(spec, console)
+            summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
         except DataError as e:
             _fail(str(e))
         except RuntimeError as e:
@@ -489,6 +491,51 @@ def bench_curate_cmd(
     for k, v in r["results"].items():
         typer.echo(f"{k:18s} {v['prompts_per_s']:10.2f} {v['seconds']:9.1f}")
     typer.echo(f"ray (1 actor) / loop: {r['ray_1_actor_vs_loop']:.2f}   ray 2 actors / 1: {r['ray_2_actors_vs_1']:.2f}")
+    typer.echo(json.dumps(r["setup"]))
+
+
+@experiment_app.command("synergy")
+def experiment_synergy(
+    workdir: str = typer.Option("runs/synergy", help="where the judges, worlds and the table go"),
+    prompts: int = typer.Option(48, help="training prompts per task"),
+    eval_prompts: int = typer.Option(12, help="held-out prompts per task"),
+    steps: int = typer.Option(60, help="optimizer steps per task (the joint run takes 4x)"),
+    size: str = typer.Option("small", help="tiny judge size"),
+    lr: float = typer.Option(2e-3),
+    seed: int = typer.Option(0),
+) -> None:
+    """Joint training vs single-task training (the paper's ablation, in miniature): a table per task."""
+    _quiet_libraries()
+    from .experiment import markdown, synergy
+
+    r = synergy(workdir, prompts=prompts, eval_prompts=eval_prompts, steps=steps, size=size, lr=lr, seed=seed,
+                say=lambda m: typer.echo(m, err=True))
+    typer.echo(markdown(r))
+    typer.echo(f"written: {workdir}/synergy.json, synergy.md, synergy.png ({r['setup']['seconds']:.0f} s)")
+
+
+@bench_app.command("train")
+def bench_train_cmd(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    size: str = typer.Option("base", help="tiny judge size: nano, small, mini or base"),
+    steps: int = typer.Option(12, help="optimizer steps per run"),
+    batch_size: int = typer.Option(4, help="examples per worker per step"),
+    workers: int = typer.Option(2, help="Ray Train workers"),
+) -> None:
+    """Judge training: ZeRO-3 and ZeRO-2 against plain data parallel (same model, data, steps)."""
+    _quiet_libraries()
+    from .bench import bench_train
+
+    log = (lambda s: typer.echo(s, err=True)) if as_json else typer.echo
+    r = bench_train(size=size, steps=steps, batch_size=batch_size, workers=workers, log=log)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    typer.echo(f"\n{'run':8s} {'examples/s':>11s} {'peak MB/worker':>15s} {'final loss':>11s}")
+    for k, v in r["results"].items():
+        typer.echo(f"{k:8s} {v['examples_per_s']:11.2f} {v['peak_memory_mb']:15.0f} {v['final_loss']:11.4f}")
+    for k, v in r["ratios"].items():
+        typer.echo(f"{k}: throughput {v['throughput']:.2f}x, peak memory {v['peak_memory']:.2f}x")
     typer.echo(json.dumps(r["setup"]))
 
 

@@ -45,7 +45,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     if not card.exists():
         build_tiny_judge(judge_dir, arch="qwen2_5_vl", size="small", seed=seed)
     info = json.loads(card.read_text())
-    console.print(f"[1/6] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
+    console.print(f"[1/7] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
                   "parameters, random weights: untrained)")
 
     world_dir = work / "world"
@@ -53,13 +53,13 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
         tid = bar.add_task("synthesizing", total=n * len(TASKS))
         summary = generate_world(str(world_dir), n=n, seed=seed, n_candidates=n_candidates, corrupt=corrupt,
                                  progress=lambda task, i, total: bar.advance(tid))
-    console.print(f"[2/6] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
+    console.print(f"[2/7] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
                   f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})")
 
     rm = RewardModel(judge_dir, max_new_tokens=max_new_tokens)
     results: dict[str, Any] = {}
     rows_out: list[dict[str, Any]] = []
-    console.print("[3/6] judging every pair and point, with both methods (pairs in both orders)")
+    console.print("[3/7] judging every pair and point, with both methods (pairs in both orders)")
     for task in TASKS:
         items, rows = read_items(summary.items[task])
         if Task(task).is_generation:  # also the multi-dimension scores of generation candidates
@@ -82,7 +82,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                 d.pop("provenance", None)
                 rows_out.append(dict(d, label=r["label"], gt_scores=r["gt_scores"]))
 
-    table = Table(title="[4/6] agreement with ground truth (untrained tiny judge: chance level is expected)",
+    table = Table(title="[3/7] agreement with ground truth (untrained tiny judge: chance level is expected)",
                   box=box.SIMPLE_HEAD)
     for col in ("task", "method", "pair acc", "w/o ties", "point rho", "multi rho", "ok/unp/inv/err", "swap agree",
                 "sec"):
@@ -99,22 +99,63 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     invalid = sum(r["status"]["invalid_input"] for bm in results.values() for r in bm.values())
     console.print(f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
                   "every other item was judged.")
-    curation = _curate(judge_dir, summary, work / "curate", console)
-    served = _serve(judge_dir, summary, console)
+    trained = _train(judge_dir, summary, work, console, seed)
+    trained_dir = Path(trained["final"])
+    curation = _curate(trained_dir, summary, work / "curate", console)
+    served = _serve(trained_dir, summary, console)
 
     out = dict(judge=str(judge_dir), world=str(world_dir), corrupted=summary.corrupted, results=results,
-               curation=curation, served=served, seconds=round(time.time() - t0, 1))
+               training=trained, curation=curation, served=served, seconds=round(time.time() - t0, 1))
     storage.write_bytes(str(work / "summary.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "judgments.jsonl"), "".join(json.dumps(r) + "\n" for r in rows_out).encode())
     _plot(results, work / "agreement.png")
     console.print(
-        "The judge is a randomly initialised tiny model, so agreement with ground truth and curation precision are "
-        "at chance: this run shows the machinery (both methods, swap debiasing, error records, curation on Ray "
-        "Data, exactly-once output, exporters, the online endpoint) end to end, not judging skill.\n"
         f"Written: {work / 'summary.json'}, {work / 'judgments.jsonl'}, {work / 'agreement.png'}, "
-        f"{work / 'curate'}/  ({out['seconds']:.0f} s)"
+        f"{trained['report']}/, {work / 'curate'}/  ({out['seconds']:.0f} s)"
     )
     return out
+
+
+# The demo's training recipe: what the tiny judge learns in about two minutes on two CPU workers
+DEMO_TRAIN = dict(prompts=48, max_steps=120, batch_size=8, lr=2e-3, warmup_ratio=0.05, eval_every=40)
+
+
+def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, Any]:
+    """Step 4: judge SFT on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers) on a separate training world,
+    evaluated on the demo world (other prompts, other seed) before and after."""
+    from rich import box
+    from rich.table import Table
+
+    from .config import TrainRewardSpec
+    from .pipelines.train import run_train_reward
+
+    r = DEMO_TRAIN
+    train_world = work / "train_world"
+    if not (train_world / "world.json").exists():
+        generate_world(str(train_world), n=r["prompts"], seed=seed + 1000, n_candidates=4, pairs="all")
+    spec = TrainRewardSpec.model_validate(dict(
+        kind="train_reward", name="demo-judge", model=str(judge_dir), output=str(work / "train"),
+        data=dict(train=[dict(path=str(train_world / f"{t}.items.parquet")) for t in TASKS],
+                  eval=[dict(path=world.items[t]) for t in TASKS]),
+        training=dict(max_steps=r["max_steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_ratio=r["warmup_ratio"],
+                      eval_every=r["eval_every"], deepspeed=dict(zero_stage=2)),
+        resources=dict(workers=2, cpus_per_worker=1)))
+    console.print(f"[4/7] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
+                  f"prompts per task (seed {seed + 1000}), {r['max_steps']} steps; held out: the demo world above")
+    summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
+    before, after = summary["before"] or {}, summary["after"]
+    table = Table(title=f"[5/7] the judge before and after training (held-out demo world, logit method; best step "
+                        f"{summary['best_step']}, {summary['seconds']:.0f} s)", box=box.SIMPLE_HEAD)
+    for col in ("task", "pair acc before", "after", "w/o ties before", "after", "point rho before", "after"):
+        table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
+    for task in TASKS:
+        cells = []
+        for key in ("acc", "acc_without_ties", "spearman"):
+            cells += [_f(before.get(f"eval/{task}/{key}")), _f(after.get(f"eval/{task}/{key}"))]
+        table.add_row(task, *cells)
+    console.print(table)
+    return dict(final=summary["final"], report=str(Path(summary["run"]) / "report"), before=before, after=after,
+                best_step=summary["best_step"], seconds=summary["seconds"], data=summary["data"])
 
 
 def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
@@ -131,7 +172,7 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
     spec = CurateSpec.model_validate(dict(
         kind="curate", name="demo-curate", input=[world.pools[t] for t in TASKS], output=str(out),
         judge=dict(model=str(judge_dir)), resources=dict(batch_size=4, decode_batch_size=4), max_error_fraction=0.5))
-    console.print("[5/6] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
+    console.print("[6/7] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
                   "confirmation pairs, exactly-once shards, exporters")
     with _progress_bar(console) as bar:
         tid = bar.add_task("curating", total=None)
@@ -158,7 +199,7 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
     from .serve import local
     from .serve.client import RewardClient
 
-    console.print("[6/6] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
+    console.print("[7/7] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
     url = local.start(args=dict(judge=dict(model=str(judge_dir)), port=8765),
                       deployment=dict(autoscaling_config=None, num_replicas=1,
                                       ray_actor_options={"num_cpus": 1, "num_gpus": 0}),
@@ -178,7 +219,7 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
         verdict = f"{j.verdict} (P={max(j.probs.values()):.3f}, orders agree: {j.agreement})" if j.ok else j.reason
         console.print(f"  {str(it.task):20s} {it.id:26s} {j.status.value:13s} {verdict}")
     console.print(f"  {len(items)} pairs over HTTP in {seconds:.2f} s; the endpoint is shut down. "
-                  "Run it yourself: `unireward serve --model runs/demo/judge` (docs at /docs).")
+                  f"Run it yourself: `unireward serve --model {judge_dir}` (docs at /docs).")
     return dict(url=url, items=len(items), statuses={s: sum(j.status.value == s for j in judged)
                                                       for s in {j.status.value for j in judged}})
 

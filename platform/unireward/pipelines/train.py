@@ -38,12 +38,12 @@ def run_config(spec: TrainRewardSpec):
                                                      checkpoint_score_order="max"))
 
 
-def run_train_reward(spec: TrainRewardSpec, console=None) -> dict[str, Any]:
-    """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``)."""
+def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
+    """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``).
+    ``say`` prints the driver's progress lines (the workers print theirs through Ray's log)."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    say = console.print if console is not None else print
     started = time.time()
     run_dir = storage.join(spec.output, spec.name)
     plan = reward.build_plan(spec, default_registry())

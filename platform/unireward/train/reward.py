@@ -479,7 +479,7 @@ def train_loop(config: dict[str, Any]) -> None:
                         json.dump(dict(step=step, metrics=metrics, name=spec.name), f, indent=2)
                 log.flush()
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            last_report = step
+            last_report, tick = step, time.time()  # throughput windows exclude evaluation and checkpointing
     log.event(dict(event="done", step=step, last_report=last_report))
     log.flush()
 

@@ -1,0 +1,5 @@
+#!/bin/bash
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/platform PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
+nvidia-smi --query-gpu=name,memory.total --format=csv
+timeout 420 python3 .gpu/train_step.py 2>&1 | grep -v "Warning\|warn(" | tail -80
