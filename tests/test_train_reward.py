@@ -256,3 +256,28 @@ def test_spec_validation_messages(world, tmp_path):
     with pytest.raises(ConfigError, match="name"):
         parse_spec(dict(kind="train_reward", name="has space", model="m", output="o",
                         data=dict(train=[dict(path="x")])))
+
+
+@pytest.mark.slow
+def test_training_to_s3_storage(ray_local, world, tiny_judge_dir, tmp_path, s3_env):
+    """Checkpoints, logs, report and the exported judge on S3 (the real SeaweedFS server)."""
+    from unireward.io import storage
+    from unireward.judge.model import RewardModel
+    from unireward.pipelines.train import run_train_reward
+
+    spec = parse_spec(dict(
+        kind="train_reward", name="on-s3", model=str(tiny_judge_dir), output=s3_env.rstrip("/"),
+        data=dict(train=[dict(path=world.items["image_generation"])], eval=[dict(path=world.items["image_generation"],
+                                                                                 sampling="first:4")]),
+        training=dict(max_steps=2, batch_size=2, eval_every=2, eval_before=False), resources=dict(workers=2)))
+    summary = run_train_reward(spec)
+    assert summary["final"].startswith("s3://") and summary["best_checkpoint"].startswith("s3://")
+    for rel in ("final/model.safetensors", "final/chat_template.jinja", "report/summary.json", "report/training.png",
+                "logs/metrics.jsonl", "data/examples.jsonl"):
+        assert storage.exists(storage.join(summary["run"], rel)), rel
+    local = tmp_path / "judge"
+    storage.copy_tree(summary["final"], str(local))
+    from unireward.judge.records import read_items
+
+    items, _ = read_items(world.items["image_generation"])
+    assert RewardModel(local).judge(items[:2])[0].ok

@@ -142,6 +142,12 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
         resources=dict(workers=2, cpus_per_worker=1)))
     console.print(f"[4/7] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
                   f"prompts per task (seed {seed + 1000}), {r['max_steps']} steps; held out: the demo world above")
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():  # the driver prints the workers' progress itself: keep their logs out
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
     before, after = summary["before"] or {}, summary["after"]
     table = Table(title=f"[5/7] the judge before and after training (held-out demo world, logit method; best step "

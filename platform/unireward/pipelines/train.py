@@ -55,13 +55,19 @@ def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
     res = spec.resources
     trainer = TorchTrainer(
         reward.train_loop,
-        train_loop_config=dict(spec=spec.model_dump(mode="json"), run_dir=run_dir, data=uris),
+        train_loop_config=dict(spec=spec.model_dump(mode="json"), run_dir=run_dir, data=uris,
+                               env={k: os.environ[k] for k in storage.ENV_VARS if k in os.environ}),
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
                                                resources_per_worker={"CPU": res.cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if res.use_gpu else "gloo"),
         run_config=run_config(spec),
     )
-    result = trainer.fit()
+    follower = _Follower(run_dir, say, spec.name)
+    follower.start()
+    try:
+        result = trainer.fit()
+    finally:
+        follower.stop()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
     ranked = sorted((c for c in result.best_checkpoints if spec.training.metric in c[1]),
@@ -87,6 +93,56 @@ def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
         f"{summary['best'] if summary['best'] is None else round(summary['best'], 4)} at step {summary['best_step']}; "
         f"judge exported to {final}; report {storage.join(run_dir, 'report')}")
     return summary
+
+
+class _Follower:
+    """Prints the run's progress from ``<run>/logs/metrics.jsonl`` (written by rank 0) while the
+    workers train: one line per logged step or evaluation, wherever the workers run."""
+
+    def __init__(self, run_dir: str, say, name: str, every_s: float = 2.0):
+        import threading
+
+        self.uri, self.say, self.name, self.every_s = storage.join(run_dir, "logs", "metrics.jsonl"), say, name, every_s
+        self.seen = len(_records(run_dir))  # a resumed run's earlier lines are not news
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self._poll()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every_s):
+            self._poll()
+
+    def _poll(self) -> None:
+        try:
+            records = reward.read_jsonl(self.uri) if storage.exists(self.uri) else []
+        except (OSError, ValueError):
+            return  # being rewritten; next poll
+        for r in records[self.seen:]:
+            line = _progress_line(r)
+            if line:
+                self.say(f"[{self.name}] {line}")
+        self.seen = max(self.seen, len(records))
+
+
+def _progress_line(r: dict[str, Any]) -> str | None:
+    if r.get("event") in ("start", "resumed", "bad_example", "kinds_dropped"):
+        detail = {k: v for k, v in r.items() if k not in ("event", "time")}
+        return f"{r['event']}: {json.dumps(detail)}"
+    if "train/loss" in r:
+        return (f"step {r['step']}/{r.get('train/total_steps', '?')}  loss {r['train/loss']:.4f}  "
+                f"lr {r['train/lr']:.2e}  {r['train/examples_per_s']:.1f} examples/s")
+    if "eval/mean_acc" in r:
+        accs = "  ".join(f"{k.split('/')[1]} {v:.2f}" for k, v in r.items()
+                         if k.startswith("eval/") and k.endswith("/acc_without_ties"))
+        return f"eval at step {r['step']}: mean pair acc {r['eval/mean_acc']:.3f} ({accs})"
+    return None
 
 
 def _checkpoint_uri(checkpoint) -> str:

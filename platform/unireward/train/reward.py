@@ -310,6 +310,7 @@ def train_loop(config: dict[str, Any]) -> None:
     from ..judge.model import RewardModel
     from . import sft
 
+    os.environ.update(config.get("env") or {})  # the driver's storage settings (workers may run elsewhere)
     spec = TrainRewardSpec.model_validate(config["spec"])
     t = spec.training
     run_dir = config["run_dir"]
@@ -462,7 +463,8 @@ def train_loop(config: dict[str, Any]) -> None:
             elapsed = time.time() - tick
             log.metrics(step, {"train/loss": float(stats[0]) / world, "train/lr": engine.get_lr()[0],
                                "train/examples_per_s": float(stats[1]) / max(elapsed, 1e-9),
-                               "train/peak_memory_mb": _peak_memory_mb(device)})
+                               "train/peak_memory_mb": _peak_memory_mb(device), "train/total_steps": total_steps})
+            log.flush(tensorboard=False)  # the driver follows metrics.jsonl for its progress lines
             window, window_examples, tick = [], 0, time.time()
         if step % eval_every == 0 or step == total_steps:
             metrics = evaluate() if eval_rows else {}
@@ -529,11 +531,13 @@ class _Log:
                                               k.endswith("without_ties") or k.endswith("spearman"))}
         print(f"[train_reward] step {step}: {json.dumps(shown)}", flush=True)
 
-    def flush(self) -> None:
+    def flush(self, tensorboard: bool = True) -> None:
         if self.rank:
             return
-        self.writer.flush()
         storage.write_bytes(storage.join(self.uri, "metrics.jsonl"), ("\n".join(self.lines) + "\n").encode())
+        if not tensorboard:
+            return
+        self.writer.flush()
         tb = os.path.join(self.local, "tensorboard")
         for name in os.listdir(tb):
             with open(os.path.join(tb, name), "rb") as f:
