@@ -272,3 +272,13 @@ def test_generate_candidates(ray_local, tmp_path):
     assert all(p["seeds"]["chosen"] is not None for p in prov)
     s3 = run("g3", vlm, world.pools["image_understanding"])  # answers sampled by a VLM
     assert s3["prompts"] == 2 and s3["failed_prompts"] == 0
+
+
+@pytest.mark.parametrize("meta, reason", [("{not json", "not JSON"), ("[1, 2]", "JSON object"),
+                                          ('{"generate_error": "OOM"}', "OOM"), ("{}", None), (None, None)])
+def test_a_pool_rows_meta_is_read_or_its_row_fails_with_the_reason(meta, reason):
+    from unireward.pipelines.batch import pool_row
+
+    row = pool_row(dict(prompt_id="p", task="image_understanding", prompt="q", context=None, meta=meta,
+                        candidates=[dict(id="a", text="x"), dict(id="b", text="y")]))
+    assert (row.error is None) if reason is None else (reason in row.error)

@@ -222,7 +222,7 @@ def _spec_data(spec_path: Path, overrides: list[str] | None) -> dict:
 
 @app.command()
 def run(
-    spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML): kind curate, score or train_reward"),
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="job spec (YAML): kind curate, score, train_reward or dpo"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a spec field: --set judge.model=/m"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
@@ -243,12 +243,13 @@ def run(
         _fail(f"unknown kind {spec.kind!r}")
     if address:
         os.environ["RAY_ADDRESS"] = address
-    if spec.kind == "train_reward":
-        from .pipelines.train import run_train_reward
+    if spec.kind in ("train_reward", "dpo"):
+        from .pipelines.train import run_dpo, run_train_reward
         from .train.data import DataError
 
+        fit = run_train_reward if spec.kind == "train_reward" else run_dpo
         try:
-            summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
+            summary = fit(spec, lambda m: console.print(m, markup=False, highlight=False))
         except DataError as e:
             _fail(str(e))
         except RuntimeError as e:

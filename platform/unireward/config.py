@@ -284,8 +284,45 @@ class TrainRewardSpec(_Strict):
     media: MediaConfig = MediaConfig()
 
 
-Spec = Annotated[Union[CurateSpec, ScoreSpec, TrainRewardSpec], Field(discriminator="kind")]
-SPEC_KINDS = ("curate", "score", "train_reward")
+class DpoDataConfig(_Strict):
+    train: list[str] = Field(..., min_length=1, description="exported preference Parquet files (local or s3://): "
+                                                            "diffusion_dpo (caption, jpg_0, jpg_1, label_0) for "
+                                                            "images, videodpo (caption, chosen, rejected) for videos")
+    eval: list[str] = Field(default_factory=list, description="held-out pairs (default: a split of train)")
+    eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of train captions held out when eval is empty")
+    max_eval_pairs: PositiveInt = 256
+
+
+class DpoSpec(_Strict):
+    """``kind: dpo``: Diffusion-DPO of a diffusers text-to-image (UNet2D: SD1.5 / SDXL layouts) or
+    text-to-video (UNet3D) pipeline on curated preference pairs, with Ray Train + DeepSpeed."""
+
+    kind: Literal["dpo"]
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    policy: Literal["diffusion_image", "diffusion_video"]
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the diffusers pipeline folder")
+    output: str = Field(..., description="the run is <output>/<name>, the aligned pipeline <output>/<name>/final")
+    data: DpoDataConfig
+    beta: float = Field(5000.0, gt=0, description="beta_dpo (5000: the Diffusion-DPO and VideoDPO reference runs)")
+    resolution: PositiveInt | None = Field(None, description="pixels per side (default: the pipeline's sample size)")
+    num_frames: PositiveInt = Field(8, description="video: frames sampled per clip")
+    eval_seed: int = Field(1234, description="timesteps and noise of the held-out evaluation (fixed across steps)")
+    training: TrainingConfig = TrainingConfig(lr=1e-8, metric="eval/implicit_acc")
+    resources: TrainResources = TrainResources()
+    media: MediaConfig = MediaConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dpo_defaults(cls, data: Any) -> Any:
+        """Diffusion-DPO's defaults where the spec's training block leaves them out: the reference
+        learning rate (1e-8) and checkpoints ranked by held-out implicit reward accuracy."""
+        if isinstance(data, dict) and isinstance(data.get("training"), dict):
+            data = dict(data, training={"lr": 1e-8, "metric": "eval/implicit_acc", **data["training"]})
+        return data
+
+
+Spec = Annotated[Union[CurateSpec, ScoreSpec, TrainRewardSpec, DpoSpec], Field(discriminator="kind")]
+SPEC_KINDS = ("curate", "score", "train_reward", "dpo")
 
 
 def format_validation_error(e: ValidationError, source: str, strip_tag: bool = False) -> str:
@@ -308,7 +345,7 @@ def parse_config(data: Any, model: type[T], source: str = "<config>") -> T:
         raise ConfigError(format_validation_error(e, source)) from None
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | TrainRewardSpec:
+def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | TrainRewardSpec | DpoSpec:
     """A job spec from a mapping; ``kind`` picks the spec type."""
     if not isinstance(data, dict) or data.get("kind") not in SPEC_KINDS:
         kind = data.get("kind") if isinstance(data, dict) else None
@@ -319,7 +356,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | Tr
         raise ConfigError(format_validation_error(e, source, strip_tag=True)) from None
 
 
-def load_spec(path: str | Path) -> CurateSpec | ScoreSpec | TrainRewardSpec:
+def load_spec(path: str | Path) -> CurateSpec | ScoreSpec | TrainRewardSpec | DpoSpec:
     """A job spec from a YAML file (local or s3://)."""
     return parse_spec(storage.read_yaml(path, ConfigError, "spec file"), os.fspath(path))
 

@@ -151,13 +151,16 @@ def pool_row(row: dict[str, Any]) -> PoolRow:
         else:
             source = decoded.get(c.get("id"), ref) if generation else ref
         cands.append(Candidate(cid, ref or "", source, c.get("gt_score"), c.get("seed")))
+    error = None
     try:
         meta = json.loads(row["meta"]) if row.get("meta") else {}
-    except (TypeError, ValueError):
-        meta = {}
+    except (TypeError, ValueError) as e:  # never read as "no error": the row fails with the reason
+        meta, error = {}, f"malformed meta (not JSON: {e})"
+    if not isinstance(meta, dict):
+        meta, error = {}, f"malformed meta (a JSON object was expected, got {type(meta).__name__})"
     return PoolRow(row.get("prompt_id") or "", row.get("task") or "", row.get("prompt") or "", cands,
                    context_ref=row.get("context"), context=decoded.get("__context__", row.get("context")),
-                   error=meta.get("generate_error") if isinstance(meta, dict) else None)
+                   error=error or meta.get("generate_error"))
 
 
 def staged_prompt_row(res) -> dict[str, Any]:

@@ -11,10 +11,11 @@ import os
 import time
 from typing import Any
 
-from ..config import TrainRewardSpec
+from ..config import DpoSpec, TrainRewardSpec
 from ..io import storage
 from ..judge.protocols import default_registry
 from ..train import reward
+from ..train.data import DataError
 
 
 def _ray_init() -> None:
@@ -38,24 +39,16 @@ def run_config(spec: TrainRewardSpec):
                                                      checkpoint_score_order="max"))
 
 
-def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
-    """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``).
-    ``say`` prints the driver's progress lines (the workers print theirs through Ray's log)."""
+def _fit(spec, loop, run_dir: str, config: dict[str, Any], say):
+    """Runs ``loop`` on the spec's Ray Train workers; returns (best checkpoint URI, its metrics, result)."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    started = time.time()
-    run_dir = storage.join(spec.output, spec.name)
-    plan = reward.build_plan(spec, default_registry())
-    uris = reward.write_plan(plan, run_dir)
-    stats = plan["stats"]
-    say(f"[{spec.name}] {stats['examples']} training examples {stats['per_task']}, {stats['eval_items']} held-out "
-        f"items, {stats['errors']} unusable records (written to {uris['errors']})")
     _ray_init()
     res = spec.resources
     trainer = TorchTrainer(
-        reward.train_loop,
-        train_loop_config=dict(spec=spec.model_dump(mode="json"), run_dir=run_dir, data=uris,
+        loop,
+        train_loop_config=dict(config, spec=spec.model_dump(mode="json"), run_dir=run_dir,
                                env={k: os.environ[k] for k in storage.ENV_VARS if k in os.environ}),
         scaling_config=ray.train.ScalingConfig(num_workers=res.workers, use_gpu=res.use_gpu,
                                                resources_per_worker={"CPU": res.cpus_per_worker}),
@@ -73,26 +66,67 @@ def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
     ranked = sorted((c for c in result.best_checkpoints if spec.training.metric in c[1]),
                     key=lambda c: c[1][spec.training.metric], reverse=True)
     best, best_metrics = ranked[0] if ranked else (result.checkpoint, result.metrics)
-    final = storage.join(run_dir, "final")
-    best_uri = _checkpoint_uri(best)
-    storage.copy_tree(storage.join(best_uri, reward.HF_DIR), final)
+    return _checkpoint_uri(best), best_metrics
+
+
+def _summary(spec, run_dir: str, final: str, best_uri: str, best_metrics: dict[str, Any], stats: dict[str, Any],
+             started: float, say) -> dict[str, Any]:
     records = _records(run_dir)
     reward.plot_training(records, storage.join(run_dir, "report", "training.png"))
     evals = [r for r in records if spec.training.metric in r]
     summary = dict(
-        name=spec.name, run=run_dir, final=final, best_checkpoint=best_uri, best_step=best_metrics.get("step"),
-        metric=spec.training.metric, best=best_metrics.get(spec.training.metric),
+        name=spec.name, kind=spec.kind, run=run_dir, final=final, best_checkpoint=best_uri,
+        best_step=best_metrics.get("step"), metric=spec.training.metric, best=best_metrics.get(spec.training.metric),
         before={k: v for k, v in evals[0].items() if k.startswith("eval/")} if evals and evals[0].get("step") == 0 else None,
         after={k: v for k, v in best_metrics.items() if k.startswith("eval/")},
         data=stats, restarts=sum(r.get("event") == "resumed" for r in records),
         seconds=round(time.time() - started, 1),
-        deepspeed=spec.training.deepspeed.model_dump(), workers=res.workers,
+        deepspeed=spec.training.deepspeed.model_dump(), workers=spec.resources.workers,
     )
     storage.write_bytes(storage.join(run_dir, "report", "summary.json"), json.dumps(summary, indent=2).encode())
+    best = summary["best"]
     say(f"[{spec.name}] done in {summary['seconds']:.0f} s: best {spec.training.metric} = "
-        f"{summary['best'] if summary['best'] is None else round(summary['best'], 4)} at step {summary['best_step']}; "
-        f"judge exported to {final}; report {storage.join(run_dir, 'report')}")
+        f"{best if best is None else round(best, 4)} at step {summary['best_step']}; exported to {final}; "
+        f"report {storage.join(run_dir, 'report')}")
     return summary
+
+
+def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
+    """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``).
+    ``say`` prints the driver's progress lines (the workers print theirs through Ray's log)."""
+    started = time.time()
+    run_dir = storage.join(spec.output, spec.name)
+    plan = reward.build_plan(spec, default_registry())
+    uris = reward.write_plan(plan, run_dir)
+    stats = plan["stats"]
+    say(f"[{spec.name}] {stats['examples']} training examples {stats['per_task']}, {stats['eval_items']} held-out "
+        f"items, {stats['errors']} unusable records (written to {uris['errors']})")
+    best_uri, best_metrics = _fit(spec, reward.train_loop, run_dir, dict(data=uris), say)
+    final = storage.join(run_dir, "final")
+    storage.copy_tree(storage.join(best_uri, reward.HF_DIR), final)
+    return _summary(spec, run_dir, final, best_uri, best_metrics, stats, started, say)
+
+
+def run_dpo(spec: DpoSpec, say=print) -> dict[str, Any]:
+    """Diffusion-DPO of a diffusers pipeline; returns the run's summary. The aligned pipeline (the
+    best checkpoint's) is exported to ``<output>/<name>/final``."""
+    from ..train import diffusion
+
+    started = time.time()
+    run_dir = storage.join(spec.output, spec.name)
+    pairs, errors = diffusion.read_pairs(spec.data.train, spec.policy)
+    if not pairs:
+        raise DataError(f"no usable preference pair in {spec.data.train}"
+                        + (f"; first problem: {errors[0]['reason']}" if errors else ""))
+    storage.write_bytes(storage.join(run_dir, "data", "errors.jsonl"),
+                        "".join(json.dumps(e) + "\n" for e in errors).encode())
+    stats = dict(pairs=len(pairs), errors=len(errors))
+    say(f"[{spec.name}] {len(pairs)} preference pairs ({spec.policy}), {len(errors)} unusable rows "
+        f"(written to {storage.join(run_dir, 'data', 'errors.jsonl')})")
+    best_uri, best_metrics = _fit(spec, diffusion.dpo_loop, run_dir, {}, say)
+    final = storage.join(run_dir, "final")
+    storage.copy_tree(storage.join(best_uri, "diffusers"), final)
+    return _summary(spec, run_dir, final, best_uri, best_metrics, stats, started, say)
 
 
 class _Follower:
@@ -136,8 +170,12 @@ def _progress_line(r: dict[str, Any]) -> str | None:
         detail = {k: v for k, v in r.items() if k not in ("event", "time")}
         return f"{r['event']}: {json.dumps(detail)}"
     if "train/loss" in r:
-        return (f"step {r['step']}/{r.get('train/total_steps', '?')}  loss {r['train/loss']:.4f}  "
+        acc = f"  implicit acc {r['train/implicit_acc']:.2f}" if "train/implicit_acc" in r else ""
+        return (f"step {r['step']}/{r.get('train/total_steps', '?')}  loss {r['train/loss']:.4f}{acc}  "
                 f"lr {r['train/lr']:.2e}  {r['train/examples_per_s']:.1f} examples/s")
+    if "eval/implicit_acc" in r:
+        return (f"eval at step {r['step']}: implicit reward accuracy {r['eval/implicit_acc']:.3f}, "
+                f"margin {r['eval/margin']:.4g}, loss {r['eval/loss']:.4f} ({int(r['eval/pairs'])} held-out pairs)")
     if "eval/mean_acc" in r:
         accs = "  ".join(f"{k.split('/')[1]} {v:.2f}" for k, v in r.items()
                          if k.startswith("eval/") and k.endswith("/acc_without_ties"))
@@ -158,4 +196,4 @@ def _records(run_dir: str) -> list[dict[str, Any]]:
     return reward.read_jsonl(uri) if storage.exists(uri) else []
 
 
-__all__ = ["run_train_reward"]
+__all__ = ["run_dpo", "run_train_reward"]

@@ -66,3 +66,290 @@ def dpo_loss(unet: Any, ref_unet: Any, scheduler: Any, batch: DiffusionBatch, be
     with torch.no_grad():
         ref = ref_unet(noisy, t2, encoder_hidden_states=text2).sample
     return diffusion_dpo(target_w, pred[:b], pred[b:], ref[:b], ref[b:], beta=beta, target_l=target_l)
+
+
+# ------------------------------------------------------------------------------------ kind: dpo
+def read_pairs(uris: list[str], policy: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Preference pairs from the exporters' files: ``diffusion_dpo`` rows (caption, jpg_0, jpg_1,
+    label_0: 1 = jpg_0 preferred, 0 = jpg_1, 0.5 = a tie, which teaches nothing and is recorded as
+    an error) or ``videodpo`` rows (caption, chosen, rejected: paths relative to the file)."""
+    from ..io import schema
+
+    pairs, errors = [], []
+    for uri in uris:
+        for i, r in enumerate(schema.read_parquet(uri)):
+            where = dict(source=uri, row=i)
+            caption = r.get("caption")
+            if not isinstance(caption, str) or not caption.strip():
+                errors.append(dict(where, reason="empty caption"))
+                continue
+            if policy == "diffusion_image":
+                if not {"jpg_0", "jpg_1", "label_0"} <= set(r):
+                    errors.append(dict(where, reason="not a diffusion_dpo row (caption, jpg_0, jpg_1, label_0)"))
+                    continue
+                label = r["label_0"]
+                if label not in (0.0, 1.0):
+                    errors.append(dict(where, reason=f"label_0 {label!r}: a tie (or unknown) teaches no preference"))
+                    continue
+                chosen, rejected = (r["jpg_0"], r["jpg_1"]) if label == 1.0 else (r["jpg_1"], r["jpg_0"])
+            else:
+                if not {"chosen", "rejected"} <= set(r):
+                    errors.append(dict(where, reason="not a videodpo row (caption, chosen, rejected)"))
+                    continue
+                chosen, rejected = (schema.resolve_media(r["chosen"], schema.parent(uri)),
+                                    schema.resolve_media(r["rejected"], schema.parent(uri)))
+            pairs.append(dict(caption=caption, chosen=chosen, rejected=rejected, source=uri, row=i))
+    return pairs, errors
+
+
+def split_pairs(pairs: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
+    """(train, held-out) by a seeded hash of the caption: a held-out caption is never trained on."""
+    import hashlib
+
+    train, held = [], []
+    for p in pairs:
+        h = int(hashlib.sha1(f"{seed}:{p['caption']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (held if h < fraction else train).append(p)
+    return train, held
+
+
+def pixels(src: Any, kind: str, size: int, limits) -> torch.Tensor:
+    """An image [3, H, W] or a video [3, T, H, W] in [-1, 1], resized (shorter side) and centre-cropped."""
+    import numpy as np
+    from PIL import Image
+
+    from ..io import media as media_io
+
+    def one(img: Image.Image) -> torch.Tensor:
+        img = img.convert("RGB")
+        w, h = img.size
+        scale = size / min(w, h)
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
+        arr = np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.float32) / 127.5 - 1.0
+        return torch.from_numpy(arr).permute(2, 0, 1)
+
+    if kind == "image":
+        return one(media_io.load_image(src, limits))
+    video = media_io.load_video(src, limits)
+    return torch.stack([one(f) for f in video.frames], dim=1)
+
+
+def dpo_loop(config: dict[str, Any]) -> None:
+    """What every Ray Train worker of ``kind: dpo`` runs (Diffusion-DPO for a diffusers UNet)."""
+    import copy
+    import json
+    import math
+    import os
+    import random
+    import tempfile
+    import time
+
+    import deepspeed
+    import ray.train
+    import torch.distributed as dist
+    from diffusers import DiffusionPipeline
+
+    from ..config import DpoSpec
+    from .reward import _Log, _peak_memory_mb, deepspeed_config, lr_lambda
+
+    os.environ.update(config.get("env") or {})
+    spec = DpoSpec.model_validate(config["spec"])
+    t = spec.training
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    use_gpu = spec.resources.use_gpu
+    device = torch.device(f"cuda:{ctx.get_local_rank()}") if use_gpu else torch.device("cpu")
+    if use_gpu:
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
+    random.seed(t.seed)
+    torch.manual_seed(t.seed)
+    kind = "image" if spec.policy == "diffusion_image" else "video"
+    limits = spec.media.limits()
+    if kind == "video":
+        from dataclasses import replace
+
+        limits = replace(limits, num_frames=spec.num_frames, fps=None)
+
+    pipe = DiffusionPipeline.from_pretrained(spec.model)
+    pipe.set_progress_bar_config(disable=True)
+    frozen_dtype = torch.bfloat16 if bf16 else torch.float32
+    for part in ("vae", "text_encoder"):
+        getattr(pipe, part).requires_grad_(False).to(device, frozen_dtype).eval()
+    unet = pipe.unet
+    ref = copy.deepcopy(unet).requires_grad_(False).eval().to(device, frozen_dtype)
+    log = _Log(config["run_dir"], rank)
+    if t.gradient_checkpointing:
+        try:
+            unet.enable_gradient_checkpointing()
+        except ValueError as e:  # diffusers' UNet3D does not support it
+            log.event(dict(event="no_gradient_checkpointing", reason=str(e)))
+    if t.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        unet = get_peft_model(unet, LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                                               target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.train()
+    pairs, _ = read_pairs(spec.data.train, spec.policy)
+    if spec.data.eval:
+        train, held = pairs, read_pairs(spec.data.eval, spec.policy)[0]
+    else:
+        train, held = split_pairs(pairs, spec.data.eval_fraction, t.seed)
+    held = held[: spec.data.max_eval_pairs]
+    shard = train[rank::world]
+    if not shard:
+        raise RuntimeError(f"rank {rank}: no training pair (have {len(train)} for {world} workers)")
+    micro_per_epoch = max(1, len(train) // world // t.batch_size)
+    total_steps = t.max_steps or max(1, t.epochs * micro_per_epoch // t.grad_accum)
+    warmup = math.ceil(t.warmup_ratio * total_steps)
+    engine, _, _, _ = deepspeed.initialize(
+        model=unet, model_parameters=[p for p in unet.parameters() if p.requires_grad],
+        config=deepspeed_config(t, world, bf16),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, warmup, total_steps)))
+    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    size = spec.resolution or int(ref.config.sample_size) * vae_scale
+
+    step = 0
+    ckpt = ray.train.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            _, client = engine.load_checkpoint(d, tag="deepspeed")
+        step = int((client or {}).get("step", 0))
+        log.event(dict(event="resumed", step=step))
+    else:
+        log.event(dict(event="start", step=0, pairs=len(train), held_out=len(held), shard=len(shard), world=world,
+                       total_steps=total_steps, zero_stage=t.deepspeed.zero_stage, bf16=bf16, size=size,
+                       lora=t.lora is not None))
+
+    cache: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
+
+    def decoded(p: dict[str, Any], key: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if key not in cache:
+            try:
+                cache[key] = (pixels(p["chosen"], kind, size, limits), pixels(p["rejected"], kind, size, limits))
+            except Exception as e:  # noqa: BLE001 - a bad pair is recorded and skipped, never fatal
+                cache[key] = None
+                log.event(dict(event="bad_example", rank=rank, source=p["source"], row=p["row"],
+                               reason=f"{type(e).__name__}: {e}"))
+        return cache[key]
+
+    def batch_of(ps: list[dict[str, Any]], pix: list[tuple[torch.Tensor, torch.Tensor]]) -> DiffusionBatch:
+        w = torch.stack([x[0] for x in pix]).to(device, frozen_dtype)
+        lo = torch.stack([x[1] for x in pix]).to(device, frozen_dtype)
+        return DiffusionBatch(encode_pixels(pipe, w), encode_pixels(pipe, lo),
+                              encode_prompts(pipe, [p["caption"] for p in ps]).to(frozen_dtype))
+
+    def micro_batch(g: int) -> DiffusionBatch:
+        epoch, m = divmod(g, micro_per_epoch)
+        order = list(range(len(shard)))
+        random.Random(f"{t.seed}:{epoch}:{rank}").shuffle(order)
+        ps, pix, k = [], [], m * t.batch_size
+        for _ in range(len(order)):
+            if len(ps) == t.batch_size:
+                break
+            i = order[k % len(order)]
+            x = decoded(shard[i], i)
+            if x is not None:
+                ps.append(shard[i])
+                pix.append(x)
+            k += 1
+        if not ps:
+            raise RuntimeError(f"rank {rank}: no usable pair in its shard (see the bad_example events)")
+        return batch_of(ps, pix)
+
+    def evaluate() -> dict[str, float]:
+        """Loss, implicit accuracy and margin on the held-out pairs at fixed timesteps and noise (every
+        rank runs the same batches: ZeRO-3 needs the ranks in step)."""
+        engine.module.eval()
+        margins, losses = [], []
+        gen = torch.Generator().manual_seed(spec.eval_seed)
+        for s in range(0, len(held), t.batch_size):
+            ps = held[s: s + t.batch_size]
+            pix = [decoded(p, -1 - s - j) for j, p in enumerate(ps)]
+            keep = [(p, x) for p, x in zip(ps, pix) if x is not None]
+            if not keep:
+                continue
+            b = batch_of([p for p, _ in keep], [x for _, x in keep])
+            ts = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (len(keep),), generator=gen)
+            with torch.no_grad():
+                out = dpo_loss(engine, ref, pipe.scheduler, b, beta=spec.beta, generator=gen, timesteps=ts)
+            margins += out.margin.float().cpu().tolist()
+            losses.append(float(out.loss) * len(keep))
+        engine.module.train()
+        n = max(1, len(margins))
+        return {"eval/loss": sum(losses) / n, "eval/implicit_acc": sum(m > 0 for m in margins) / n,
+                "eval/margin": sum(margins) / n, "eval/pairs": float(len(margins))}
+
+    if step == 0 and t.eval_before and held:
+        metrics = evaluate()
+        log.metrics(0, metrics)
+        ray.train.report(dict(metrics, step=0))
+
+    eval_every = t.eval_every or max(1, micro_per_epoch // t.grad_accum)
+    window: list[tuple[float, float, float]] = []
+    examples, tick = 0, time.time()
+    log_every = max(1, total_steps // 40)
+    while step < total_steps:
+        for a in range(t.grad_accum):
+            batch = micro_batch(step * t.grad_accum + a)
+            out = dpo_loss(engine, ref, pipe.scheduler, batch, beta=spec.beta)
+            engine.backward(out.loss)
+            engine.step()
+            window.append((float(out.loss.detach()), out.implicit_accuracy, float(out.margin.float().mean())))
+            examples += int(batch.latents_w.shape[0])
+        step += 1
+        if step % log_every == 0 or step == total_steps:
+            stats = torch.tensor([sum(w[0] for w in window) / len(window), sum(w[1] for w in window) / len(window),
+                                  sum(w[2] for w in window) / len(window), examples], dtype=torch.float64)
+            dist.all_reduce(stats)
+            log.metrics(step, {"train/loss": float(stats[0]) / world, "train/implicit_acc": float(stats[1]) / world,
+                               "train/margin": float(stats[2]) / world, "train/lr": engine.get_lr()[0],
+                               "train/examples_per_s": float(stats[3]) / max(time.time() - tick, 1e-9),
+                               "train/peak_memory_mb": _peak_memory_mb(device), "train/total_steps": total_steps})
+            log.flush(tensorboard=False)
+            window, examples, tick = [], 0, time.time()
+        if step % eval_every == 0 or step == total_steps:
+            metrics = evaluate() if held else {}
+            metrics["step"] = step
+            log.metrics(step, metrics)
+            with tempfile.TemporaryDirectory() as tmp:
+                engine.save_checkpoint(tmp, tag="deepspeed", client_state={"step": step})
+                sd = consolidated_unet_state(engine, t.deepspeed.zero_stage)
+                if rank == 0:
+                    export_pipeline(spec.model, t, sd, os.path.join(tmp, "diffusers"))
+                    with open(os.path.join(tmp, "train_state.json"), "w") as f:
+                        json.dump(dict(step=step, metrics=metrics, name=spec.name), f, indent=2)
+                log.flush()
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+            tick = time.time()
+    log.event(dict(event="done", step=step))
+    log.flush()
+
+
+def consolidated_unet_state(engine, stage: int) -> dict[str, Any]:
+    from .reward import consolidated_state_dict
+
+    return consolidated_state_dict(engine, stage)
+
+
+def export_pipeline(base: str, training, state_dict: dict[str, Any], out: str) -> None:
+    """The base pipeline with the trained UNet (LoRA merged in), saved as a diffusers folder."""
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(base)
+    unet = pipe.unet
+    if training.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        unet = get_peft_model(unet, LoraConfig(r=training.lora.r, lora_alpha=training.lora.alpha, lora_dropout=0.0,
+                                               target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"the trained state does not fit the UNet: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if training.lora is not None:
+        unet = unet.merge_and_unload()
+    pipe.unet = unet
+    pipe.save_pretrained(out)

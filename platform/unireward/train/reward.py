@@ -569,12 +569,18 @@ def plot_training(records: list[dict[str, Any]], path: str) -> None:
             axes[1].plot(*zip(*acc), marker="o", label=task)
         if rho:
             axes[2].plot(*zip(*rho), marker="o", label=task)
+    dpo = [(r["step"], r["eval/implicit_acc"], r["eval/margin"]) for r in records if "eval/implicit_acc" in r]
+    if dpo:  # kind: dpo
+        axes[1].plot([d[0] for d in dpo], [d[1] for d in dpo], marker="o", label="implicit reward accuracy")
+        axes[2].plot([d[0] for d in dpo], [d[2] for d in dpo], marker="o", label="implicit reward margin")
+        axes[2].set_ylim(auto=True)
     axes[1].axhline(0.5, color="grey", lw=1, ls="--", label="chance")
-    axes[1].set_title("held-out pairwise accuracy (truth not a tie)")
+    axes[1].set_title("held-out pairwise accuracy (truth not a tie)" if not dpo else "held-out implicit accuracy")
     axes[1].set_ylim(0, 1)
     axes[2].axhline(0.0, color="grey", lw=1)
-    axes[2].set_title("held-out pointwise Spearman")
-    axes[2].set_ylim(-1, 1)
+    axes[2].set_title("held-out pointwise Spearman" if not dpo else "held-out implicit reward margin")
+    if not dpo:
+        axes[2].set_ylim(-1, 1)
     for ax in axes[1:]:
         ax.set_xlabel("optimizer step")
         ax.legend(fontsize=8)
