@@ -294,16 +294,20 @@ class DpoDataConfig(_Strict):
 
 
 class DpoSpec(_Strict):
-    """``kind: dpo``: Diffusion-DPO of a diffusers text-to-image (UNet2D: SD1.5 / SDXL layouts) or
-    text-to-video (UNet3D) pipeline on curated preference pairs, with Ray Train + DeepSpeed."""
+    """``kind: dpo``: DPO of a VLM (TRL's DPOTrainer; images, and videos as frame sequences), or
+    Diffusion-DPO of a diffusers text-to-image (UNet2D: SD1.5 / SDXL layouts) or text-to-video
+    (UNet3D) pipeline, on curated preference pairs, with Ray Train + DeepSpeed."""
 
     kind: Literal["dpo"]
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
-    policy: Literal["diffusion_image", "diffusion_video"]
-    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the diffusers pipeline folder")
+    policy: Literal["vlm", "diffusion_image", "diffusion_video"]
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the policy: an HF VLM folder (vlm) or "
+                                                                               "a diffusers pipeline folder")
     output: str = Field(..., description="the run is <output>/<name>, the aligned pipeline <output>/<name>/final")
     data: DpoDataConfig
-    beta: float = Field(5000.0, gt=0, description="beta_dpo (5000: the Diffusion-DPO and VideoDPO reference runs)")
+    beta: float = Field(5000.0, gt=0, description="DPO beta (default: 5000 for diffusion as in the Diffusion-DPO and "
+                                                  "VideoDPO reference runs, 0.1 for vlm)")
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="vlm: the DPO loss")
     resolution: PositiveInt | None = Field(None, description="pixels per side (default: the pipeline's sample size)")
     num_frames: PositiveInt = Field(8, description="video: frames sampled per clip")
     eval_seed: int = Field(1234, description="timesteps and noise of the held-out evaluation (fixed across steps)")
@@ -314,10 +318,16 @@ class DpoSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _dpo_defaults(cls, data: Any) -> Any:
-        """Diffusion-DPO's defaults where the spec's training block leaves them out: the reference
-        learning rate (1e-8) and checkpoints ranked by held-out implicit reward accuracy."""
-        if isinstance(data, dict) and isinstance(data.get("training"), dict):
-            data = dict(data, training={"lr": 1e-8, "metric": "eval/implicit_acc", **data["training"]})
+        """The reference runs' defaults where the spec leaves them out: learning rate (1e-8 for
+        Diffusion-DPO, 5e-7 for VLM DPO), beta (0.1 for VLM DPO), and checkpoints ranked by held-out
+        implicit reward accuracy."""
+        if not isinstance(data, dict):
+            return data
+        vlm = data.get("policy") == "vlm"
+        training = data.get("training") if isinstance(data.get("training"), dict) else {}
+        data = dict(data, training={"lr": 5e-7 if vlm else 1e-8, "metric": "eval/implicit_acc", **training})
+        if vlm and "beta" not in data:
+            data["beta"] = 0.1
         return data
 
 

@@ -114,6 +114,8 @@ def run_dpo(spec: DpoSpec, say=print) -> dict[str, Any]:
 
     started = time.time()
     run_dir = storage.join(spec.output, spec.name)
+    if spec.policy == "vlm":
+        return _run_vlm_dpo(spec, run_dir, started, say)
     pairs, errors = diffusion.read_pairs(spec.data.train, spec.policy)
     if not pairs:
         raise DataError(f"no usable preference pair in {spec.data.train}"
@@ -127,6 +129,29 @@ def run_dpo(spec: DpoSpec, say=print) -> dict[str, Any]:
     final = storage.join(run_dir, "final")
     storage.copy_tree(storage.join(best_uri, "diffusers"), final)
     return _summary(spec, run_dir, final, best_uri, best_metrics, stats, started, say)
+
+
+def _run_vlm_dpo(spec: DpoSpec, run_dir: str, started: float, say) -> dict[str, Any]:
+    from ..io import schema
+    from ..train import vlm_dpo
+
+    n = sum(len(schema.read_parquet(u)) for u in spec.data.train)
+    if not n:
+        raise DataError(f"no preference pair in {spec.data.train}")
+    say(f"[{spec.name}] {n} preference pairs (vlm, TRL DPOTrainer, loss {spec.loss_type}, beta {spec.beta})")
+    best_uri, best_metrics = _fit(spec, vlm_dpo.vlm_dpo_loop, run_dir, {}, say)
+    final = storage.join(run_dir, "final")
+    vlm_dpo.export(spec.model, best_uri if not storage.is_remote(best_uri) else _download(best_uri), final,
+                   lora=spec.training.lora is not None)
+    return _summary(spec, run_dir, final, best_uri, best_metrics, dict(pairs=n), started, say)
+
+
+def _download(uri: str) -> str:
+    import tempfile
+
+    local = tempfile.mkdtemp(prefix="unireward-ckpt-")
+    storage.copy_tree(uri, local)
+    return local
 
 
 class _Follower:
@@ -166,13 +191,15 @@ class _Follower:
 
 
 def _progress_line(r: dict[str, Any]) -> str | None:
-    if r.get("event") in ("start", "resumed", "bad_example", "kinds_dropped"):
+    if r.get("event") in ("start", "resumed", "bad_example", "kinds_dropped", "eval_before_skipped",
+                          "no_gradient_checkpointing"):
         detail = {k: v for k, v in r.items() if k not in ("event", "time")}
         return f"{r['event']}: {json.dumps(detail)}"
     if "train/loss" in r:
         acc = f"  implicit acc {r['train/implicit_acc']:.2f}" if "train/implicit_acc" in r else ""
+        rate = f"  {r['train/examples_per_s']:.1f} examples/s" if "train/examples_per_s" in r else ""
         return (f"step {r['step']}/{r.get('train/total_steps', '?')}  loss {r['train/loss']:.4f}{acc}  "
-                f"lr {r['train/lr']:.2e}  {r['train/examples_per_s']:.1f} examples/s")
+                f"lr {r['train/lr']:.2e}{rate}")
     if "eval/implicit_acc" in r:
         return (f"eval at step {r['step']}: implicit reward accuracy {r['eval/implicit_acc']:.3f}, "
                 f"margin {r['eval/margin']:.4g}, loss {r['eval/loss']:.4f} ({int(r['eval/pairs'])} held-out pairs)")
