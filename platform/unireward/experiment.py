@@ -6,7 +6,6 @@ equal shares, so each task contributes about the same number of examples to both
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -86,6 +85,8 @@ def _plot(table: dict[str, dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from .train.reward import save_png
+
     fig, ax = plt.subplots(figsize=(9, 4))
     x = np.arange(len(TASKS))
     bars = [("untrained", "untrained"), ("single task", None), ("joint (all four)", "joint")]
@@ -99,7 +100,4 @@ def _plot(table: dict[str, dict[str, Any]], path: str) -> None:
     ax.set_title("held-out pairwise accuracy: single-task judges vs one joint judge")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    storage.write_bytes(path, buf.getvalue())
+    save_png(fig, path)

@@ -151,22 +151,10 @@ def dpo_loop(config: dict[str, Any]) -> None:
     from diffusers import DiffusionPipeline
 
     from ..config import DpoSpec
-    from .reward import _Log, _peak_memory_mb, deepspeed_config, lr_lambda
+    from .reward import _Log, _peak_memory_mb, deepspeed_config, lr_lambda, worker_setup
 
-    os.environ.update(config.get("env") or {})
-    spec = DpoSpec.model_validate(config["spec"])
+    spec, rank, world, device, bf16 = worker_setup(config, DpoSpec)
     t = spec.training
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    use_gpu = spec.resources.use_gpu
-    device = torch.device(f"cuda:{ctx.get_local_rank()}") if use_gpu else torch.device("cpu")
-    if use_gpu:
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
-    random.seed(t.seed)
-    torch.manual_seed(t.seed)
     kind = "image" if spec.policy == "diffusion_image" else "video"
     limits = spec.media.limits()
     if kind == "video":

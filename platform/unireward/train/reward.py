@@ -18,7 +18,6 @@ import json
 import math
 import os
 import random
-import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -299,6 +298,40 @@ def consolidated_state_dict(engine, stage: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ the worker loop
+def worker_setup(config: dict[str, Any], spec_type):
+    """What every training worker does first: take the driver's storage settings, read the spec, and
+    pick its device, threads, precision and seeds. Returns (spec, rank, world, device, bf16)."""
+    import ray.train
+    import torch
+
+    os.environ.update(config.get("env") or {})  # the driver's storage settings (workers may run elsewhere)
+    spec = spec_type.model_validate(config["spec"])
+    t = spec.training
+    ctx = ray.train.get_context()
+    use_gpu = spec.resources.use_gpu
+    device = torch.device(f"cuda:{ctx.get_local_rank()}") if use_gpu else torch.device("cpu")
+    if use_gpu:
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
+    random.seed(t.seed)
+    torch.manual_seed(t.seed)
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
+    return spec, ctx.get_world_rank(), ctx.get_world_size(), device, bf16
+
+
+def save_png(fig, path: str) -> None:
+    """Writes a matplotlib figure as PNG to a local path or s3:// URI and closes it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    storage.write_bytes(path, buf.getvalue())
+
+
 def train_loop(config: dict[str, Any]) -> None:
     """What every Ray Train worker runs (see the module docstring)."""
     import deepspeed
@@ -310,21 +343,9 @@ def train_loop(config: dict[str, Any]) -> None:
     from ..judge.model import RewardModel
     from . import sft
 
-    os.environ.update(config.get("env") or {})  # the driver's storage settings (workers may run elsewhere)
-    spec = TrainRewardSpec.model_validate(config["spec"])
+    spec, rank, world, device, bf16 = worker_setup(config, TrainRewardSpec)
     t = spec.training
     run_dir = config["run_dir"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    use_gpu = spec.resources.use_gpu
-    device = torch.device(f"cuda:{ctx.get_local_rank()}") if use_gpu else torch.device("cpu")
-    if use_gpu:
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
-    random.seed(t.seed)
-    torch.manual_seed(t.seed)
 
     rm = RewardModel(spec.model, device=str(device), dtype="float32", family=spec.family,
                      media=spec.media.limits(), max_batch_size=16)
@@ -547,8 +568,6 @@ class _Log:
 # ------------------------------------------------------------------------------------ report
 def plot_training(records: list[dict[str, Any]], path: str) -> None:
     """Loss and learning rate, and per-task held-out accuracy and Spearman, against the step (PNG)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -585,7 +604,4 @@ def plot_training(records: list[dict[str, Any]], path: str) -> None:
         ax.set_xlabel("optimizer step")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    storage.write_bytes(path, buf.getvalue())
+    save_png(fig, path)

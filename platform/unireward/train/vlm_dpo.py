@@ -36,23 +36,16 @@ def held_out(prompt_id: str, fraction: float, seed: int) -> bool:
 
 def vlm_dpo_loop(config: dict[str, Any]) -> None:
     import ray.train
-    import torch
     from datasets import concatenate_datasets, load_dataset
     from transformers import AutoProcessor, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     from ..config import DpoSpec
-    from .reward import _Log, deepspeed_config
+    from .reward import _Log, deepspeed_config, worker_setup
 
-    os.environ.update(config.get("env") or {})
-    spec = DpoSpec.model_validate(config["spec"])
+    spec, rank, world, _, bf16 = worker_setup(config, DpoSpec)
     t = spec.training
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     use_gpu = spec.resources.use_gpu
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
-    if not use_gpu:
-        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
     log = _Log(config["run_dir"], rank)
 
     data = concatenate_datasets([load_dataset("parquet", data_files=_local(u))["train"] for u in spec.data.train])
