@@ -375,7 +375,7 @@ def train_loop(config: dict[str, Any]) -> None:
         with ckpt.as_directory() as d:
             _, client = engine.load_checkpoint(d, tag=DS_TAG)
         step = int((client or {}).get("step", 0))
-        log.event(dict(event="resumed", step=step, attempt_restart=True))
+        log.event(dict(event="resumed", step=step))
     else:
         log.event(dict(event="start", step=0, examples=len(rows), shard=len(shard), world=world, total_steps=total_steps,
                        zero_stage=stage, bf16=bf16, lora=t.lora is not None))
@@ -387,7 +387,8 @@ def train_loop(config: dict[str, Any]) -> None:
             sd = consolidated_state_dict(engine, stage)
             results = []
             if rank == 0:
-                copy = RewardModel(spec.model, model=plain_model(spec.model, t, sd).to(device), processor=rm.processor,
+                plain = plain_model(spec.model, t, sd).to(device, torch.bfloat16 if bf16 else torch.float32)
+                copy = RewardModel(spec.model, model=plain, processor=rm.processor,
                                    device=str(device), family=spec.family, media=spec.media.limits(),
                                    max_batch_size=16)
                 results = judge_eval_rows(copy, eval_rows)
@@ -414,6 +415,8 @@ def train_loop(config: dict[str, Any]) -> None:
         if i in bad:
             return None
         if i not in cache:
+            if len(media_cache) > 4096:  # decoded media shared by nearby examples (a pair's two orders), bounded
+                media_cache.clear()
             try:
                 enc = sft.encode(rm, shard[i], media_cache)
             except Exception as e:  # noqa: BLE001 - a bad example is recorded and skipped, never fatal
