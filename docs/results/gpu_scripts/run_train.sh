@@ -1,4 +1,6 @@
 #!/bin/bash
+# The GPU checks (device machine): wheels for deepspeed, diffusers and their small deps carried in .whl/,
+# this folder copied to .gpu/.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/platform PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
 nvidia-smi --query-gpu=name,memory.total --format=csv
