@@ -6,7 +6,6 @@ latest checkpoint (Ray Train restores a run by its storage path and name)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from typing import Any
@@ -16,18 +15,10 @@ from ..io import storage
 from ..judge.protocols import default_registry
 from ..train import reward
 from ..train.data import DataError
+from .batch import _ray_init
 
 
-def _ray_init() -> None:
-    import ray
-
-    if not ray.is_initialized():
-        env = {k: os.environ[k] for k in storage.ENV_VARS if k in os.environ}
-        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, logging_level=logging.WARNING,
-                 ignore_reinit_error=True, runtime_env={"env_vars": env} if env else None)
-
-
-def run_config(spec: TrainRewardSpec):
+def run_config(spec: TrainRewardSpec | DpoSpec):
     import ray.train
 
     fs, path = storage.resolve(spec.output)
@@ -44,7 +35,7 @@ def _fit(spec, loop, run_dir: str, config: dict[str, Any], say):
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    _ray_init()
+    _ray_init()  # the same embedded-or-cluster Ray as the batch jobs; workers get the storage env with the config
     res = spec.resources
     trainer = TorchTrainer(
         loop,
@@ -132,10 +123,15 @@ def run_dpo(spec: DpoSpec, say=print) -> dict[str, Any]:
 
 
 def _run_vlm_dpo(spec: DpoSpec, run_dir: str, started: float, say) -> dict[str, Any]:
-    from ..io import schema
+    import pyarrow.parquet as pq
+
     from ..train import vlm_dpo
 
-    n = sum(len(schema.read_parquet(u)) for u in spec.data.train)
+    n = 0
+    for u in spec.data.train:  # the row count from the footer: the images are read by the workers
+        fs, path = storage.resolve(u)
+        with fs.open_input_file(path) as f:
+            n += pq.ParquetFile(f).metadata.num_rows
     if not n:
         raise DataError(f"no preference pair in {spec.data.train}")
     say(f"[{spec.name}] {n} preference pairs (vlm, TRL DPOTrainer, loss {spec.loss_type}, beta {spec.beta})")

@@ -208,13 +208,22 @@ def group_key(row: Mapping[str, Any]) -> str:
     return hashlib.sha1(f"{row.get('task')}\x00{row.get('prompt')}\x00{row.get('context')}".encode()).hexdigest()
 
 
-def split_by_prompt(rows: Sequence[Mapping[str, Any]], fraction: float, seed: int = 0) -> tuple[list, list]:
-    """(train, held-out) with about ``fraction`` of the prompts held out, chosen by a seeded hash
-    (stable under reordering and resampling of the rows)."""
+def held_out(key: str, fraction: float, seed: int = 0) -> bool:
+    """Whether the group ``key`` is held out: a seeded hash puts about ``fraction`` of the groups
+    there, stable under reordering and resampling of the rows."""
     import hashlib
 
+    return int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def split(rows: Sequence[Any], key, fraction: float, seed: int = 0) -> tuple[list, list]:
+    """(train, held-out) by ``held_out(key(row))``: a group is wholly on one side."""
     train, held = [], []
     for r in rows:
-        h = int(hashlib.sha1(f"{seed}:{group_key(r)}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (held if h < fraction else train).append(r)
+        (held if held_out(key(r), fraction, seed) else train).append(r)
     return train, held
+
+
+def split_by_prompt(rows: Sequence[Mapping[str, Any]], fraction: float, seed: int = 0) -> tuple[list, list]:
+    """(train, held-out) with about ``fraction`` of the prompts held out."""
+    return split(rows, group_key, fraction, seed)

@@ -103,14 +103,10 @@ def read_pairs(uris: list[str], policy: str) -> tuple[list[dict[str, Any]], list
 
 
 def split_pairs(pairs: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list, list]:
-    """(train, held-out) by a seeded hash of the caption: a held-out caption is never trained on."""
-    import hashlib
+    """(train, held-out) by caption: a held-out caption is never trained on."""
+    from .data import split
 
-    train, held = [], []
-    for p in pairs:
-        h = int(hashlib.sha1(f"{seed}:{p['caption']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (held if h < fraction else train).append(p)
-    return train, held
+    return split(pairs, lambda p: p["caption"], fraction, seed)
 
 
 def pixels(src: Any, kind: str, size: int, limits) -> torch.Tensor:
@@ -151,7 +147,7 @@ def dpo_loop(config: dict[str, Any]) -> None:
     from diffusers import DiffusionPipeline
 
     from ..config import DpoSpec
-    from .reward import _Log, _peak_memory_mb, deepspeed_config, lr_lambda, worker_setup
+    from .reward import _Log, _peak_memory_mb, consolidated_state_dict, deepspeed_config, lr_lambda, worker_setup
 
     spec, rank, world, device, bf16 = worker_setup(config, DpoSpec)
     t = spec.training
@@ -305,7 +301,7 @@ def dpo_loop(config: dict[str, Any]) -> None:
             log.metrics(step, metrics)
             with tempfile.TemporaryDirectory() as tmp:
                 engine.save_checkpoint(tmp, tag="deepspeed", client_state={"step": step})
-                sd = consolidated_unet_state(engine, t.deepspeed.zero_stage)
+                sd = consolidated_state_dict(engine, t.deepspeed.zero_stage)
                 if rank == 0:
                     export_pipeline(spec.model, t, sd, os.path.join(tmp, "diffusers"))
                     with open(os.path.join(tmp, "train_state.json"), "w") as f:
@@ -315,12 +311,6 @@ def dpo_loop(config: dict[str, Any]) -> None:
             tick = time.time()
     log.event(dict(event="done", step=step))
     log.flush()
-
-
-def consolidated_unet_state(engine, stage: int) -> dict[str, Any]:
-    from .reward import consolidated_state_dict
-
-    return consolidated_state_dict(engine, stage)
 
 
 def export_pipeline(base: str, training, state_dict: dict[str, Any], out: str) -> None:

@@ -1,7 +1,7 @@
 """Judge training (``kind: train_reward``, issue 4): the data plan the driver writes, the DeepSpeed
 configuration, per-task evaluation, and the loop every Ray Train worker runs.
 
-Data plan: the driver turns the spec's sources into ``<run>/data/train.jsonl`` (SFT examples:
+Data plan: the driver turns the spec's sources into ``<run>/data/examples.jsonl`` (SFT examples:
 chat, media references, target, task), ``eval.jsonl`` (held-out item rows with ground truth) and
 ``errors.jsonl`` (records that could not be used, each with its reason). Workers read the plan
 from storage and take their own shard (``rank::world``): nothing large travels through Ray.

@@ -12,7 +12,7 @@ checkpoints reach Ray Train through a callback; a rerun of the spec resumes from
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import tempfile
 from typing import Any
@@ -30,10 +30,6 @@ def _local(uri: str) -> str:
     return path
 
 
-def held_out(prompt_id: str, fraction: float, seed: int) -> bool:
-    return int(hashlib.sha1(f"{seed}:{prompt_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
-
-
 def vlm_dpo_loop(config: dict[str, Any]) -> None:
     import ray.train
     from datasets import concatenate_datasets, load_dataset
@@ -41,6 +37,7 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
     from trl import DPOConfig, DPOTrainer
 
     from ..config import DpoSpec
+    from .data import held_out
     from .reward import _Log, deepspeed_config, worker_setup
 
     spec, rank, world, _, bf16 = worker_setup(config, DpoSpec)
@@ -125,7 +122,8 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
     if ckpt:
         resume = tempfile.mkdtemp(prefix="unireward-resume-")
         ckpt.to_directory(resume)
-        log.event(dict(event="resumed", step=int(__import__("json").load(open(os.path.join(resume, "trainer_state.json")))["global_step"])))
+        with open(os.path.join(resume, "trainer_state.json")) as f:
+            log.event(dict(event="resumed", step=int(json.load(f)["global_step"])))
     else:
         log.event(dict(event="start", step=0, pairs=len(train), held_out=len(held), world=world, bf16=bf16,
                        zero_stage=t.deepspeed.zero_stage, lora=t.lora is not None))
