@@ -91,6 +91,37 @@ def build_tiny(
     typer.echo(json.dumps(dict(path=str(path), **info)))
 
 
+@models_app.command("pretrain-tiny")
+def pretrain_tiny(
+    base: Path = typer.Argument(..., help="a tiny judge folder (from `models build-tiny --kind judge`)"),
+    out: Path = typer.Option(..., help="folder to write the pretrained checkpoint to"),
+    steps: int = typer.Option(3000, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    lr: float = typer.Option(2e-3, min=0.0),
+    workers: int = typer.Option(0, min=0, help="DataLoader processes rendering examples"),
+    eval_every: int = typer.Option(250, min=1),
+    max_seconds: Optional[float] = typer.Option(None, help="stop early (and save) after this long"),
+    device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when available)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Grounded pretraining of a tiny VLM on the synthetic world (captions, answers, caption
+    matching; no judging protocol): the tiny stand-in for a pretrained base VLM."""
+    _quiet_libraries()
+    from .models.pretrain import PretrainConfig, pretrain
+
+    if not (base / "config.json").exists():
+        _fail(f"{base}: not a checkpoint folder (no config.json)")
+    cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, workers=workers, eval_every=eval_every,
+                         max_seconds=max_seconds, seed=seed, warmup_steps=min(100, max(1, steps // 10)))
+
+    def log(rec: dict) -> None:
+        keys = ("step", "train_loss", "loss/caption", "grounding/caption", "grounding/video_caption", "elapsed_s")
+        typer.echo(" ".join(f"{k}={rec[k]}" for k in keys if k in rec), err=True)
+
+    summary = pretrain(base, out, cfg, device=device, log=log)
+    typer.echo(json.dumps(dict(path=str(out), final=summary["pretrained"]["final"])))
+
+
 @app.command()
 def synth(
     out: str = typer.Option(..., help="output folder or s3:// prefix"),

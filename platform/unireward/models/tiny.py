@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 JUDGE_ARCHS = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")
+BACKGROUND_GREY = 235 / 255  # the synthetic world's canvas colour
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
     "<|image_pad|>", "<|video_pad|>",
@@ -128,12 +129,16 @@ def build_tiny_judge(out: str | os.PathLike, arch: str = "qwen2_5_vl", size: str
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     patch = 16 if arch == "qwen3_vl" else 14
     factor = patch * 2
+    # Pixels are centred on the synthetic world's background grey, its dataset mean (as CLIP's
+    # constants are the mean of its data): with CLIP's constants a freshly built tiny vision tower
+    # maps every flat-grey scene to nearly the same features and never learns to see them.
+    norm = dict(image_mean=[BACKGROUND_GREY] * 3, image_std=[0.5] * 3)
     image_proc = Qwen2VLImageProcessor(
         min_pixels=4 * factor * factor, max_pixels=image_max_pixels, patch_size=patch, merge_size=2,
-        temporal_patch_size=2,
+        temporal_patch_size=2, **norm,
     )
     video_kwargs = dict(min_pixels=4 * factor * factor, max_pixels=max(4 * factor * factor, image_max_pixels // 4),
-                        patch_size=patch, merge_size=2, temporal_patch_size=2)
+                        patch_size=patch, merge_size=2, temporal_patch_size=2, **norm)
     head_dim = s["hidden"] // s["heads"]
     text = dict(vocab_size=len(tok), hidden_size=s["hidden"], intermediate_size=s["inter"],
                 num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv"],
@@ -173,7 +178,7 @@ def build_tiny_judge(out: str | os.PathLike, arch: str = "qwen2_5_vl", size: str
                       deepstack_visual_indexes=[0])
         video_proc = Qwen3VLVideoProcessor(size={"shortest_edge": video_kwargs["min_pixels"],
                                                  "longest_edge": video_kwargs["max_pixels"] * 8},
-                                           patch_size=patch, merge_size=2, temporal_patch_size=2)
+                                           patch_size=patch, merge_size=2, temporal_patch_size=2, **norm)
     config = Config(text_config=text, vision_config=vision, **tokens, tie_word_embeddings=False)
     config.eos_token_id = ids["<|im_end|>"]
     config.bos_token_id = None

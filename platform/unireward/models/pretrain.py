@@ -1,0 +1,274 @@
+"""Grounded pretraining of the tiny VLM: what a real judge's starting point (a pretrained VLM such
+as Qwen2.5-VL-Instruct) already knows, taught to the tiny one on the synthetic world.
+
+A randomly initialised tiny VLM cannot learn to judge from a few hundred preference pairs: it
+first has to learn to see. This stage gives it generic vision-language skills on freshly rendered
+scenes and motions, none of them a judging protocol:
+
+- ``caption`` / ``video_caption``: describe an image (sometimes blurred or noisy) or a video;
+- ``qa`` / ``video_qa``: answer a question about it (the correct answer);
+- ``describe_k`` / ``video_describe_k``: two visuals, describe the k-th (grounding per visual);
+- ``match`` / ``video_match``: does this caption match the visual? yes/no (image-text matching,
+  as in BLIP-style pretraining; the wrong captions are near misses).
+
+The judge protocols, verdict phrases and score scales are learnt afterwards by ``train_reward``,
+on the project's preference data, as with a real base model. ``grounding`` measures whether the
+model uses its visuals at all: the caption loss with each visual against the same captions with
+the visuals shuffled (a blind model scores both the same).
+
+Pure core: torch and transformers, no Ray. Examples are rendered on the fly in DataLoader workers,
+so no two steps see the same picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..synth import world as W
+from ..train.data import SFTExample
+
+KINDS: dict[str, float] = {  # kind -> sampling weight
+    "caption": 0.14, "qa": 0.14, "describe_k": 0.12, "match": 0.10,
+    "video_caption": 0.14, "video_qa": 0.14, "video_describe_k": 0.12, "video_match": 0.10,
+}
+
+
+def _chat(n: int, kind: str, text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [{"type": kind}] * n + [{"type": "text", "text": text}]}]
+
+
+def _image(scene: list[W.Group], rng: np.random.Generator, p_degrade: float = 0.5) -> bytes:
+    img = W.render_scene(scene)
+    if rng.random() < p_degrade:
+        img = W.degrade(img, int(rng.integers(1, len(W.QUALITY_LEVELS))), rng)
+    return W.png(img)
+
+
+def _video(m: W.Motion, rng: np.random.Generator, p_flicker: float = 0.5) -> bytes:
+    flicker = float(rng.choice([0.15, 0.35])) if rng.random() < p_flicker else 0.0
+    return W.mp4(W.render_motion(m, flicker, rng))
+
+
+def example(kind: str, rng: np.random.Generator) -> SFTExample:
+    """One freshly rendered pretraining example of ``kind`` (media as encoded PNG/mp4 bytes, read
+    back by the judge's own media loader)."""
+    if kind.startswith("video_"):
+        m = W.random_motion(rng)
+        if kind == "video_caption":
+            return SFTExample(_chat(1, "video", "Describe the video."), [_video(m, rng)], "video", m.caption(), kind)
+        if kind == "video_qa":
+            q, answers, _ = W.video_question(m, rng, 4)
+            best = next(a for a, s in answers if s == 1.0)
+            return SFTExample(_chat(1, "video", q), [_video(m, rng, 0.3)], "video", best, kind)
+        other = W.perturb_motion(m, int(rng.integers(1, 3)), rng)[0]
+        if kind == "video_describe_k":
+            pair = [m, other] if rng.random() < 0.5 else [other, m]
+            k = int(rng.integers(2))
+            return SFTExample(_chat(2, "video", f"Describe video {k + 1}."), [_video(x, rng) for x in pair], "video",
+                              pair[k].caption(), kind)
+        if kind == "video_match":
+            yes = rng.random() < 0.5
+            text = f"Does this caption match the video? Answer yes or no.\nCaption: {(m if yes else other).caption()}"
+            return SFTExample(_chat(1, "video", text), [_video(m, rng)], "video", "yes" if yes else "no", kind)
+    else:
+        s = W.random_scene(rng)
+        if kind == "caption":
+            return SFTExample(_chat(1, "image", "Describe the image."), [_image(s, rng)], "image", W.caption(s), kind)
+        if kind == "qa":
+            q, answers, _ = W.image_question(s, rng, 4)
+            best = next(a for a, v in answers if v == 1.0)
+            return SFTExample(_chat(1, "image", q), [_image(s, rng, 0.3)], "image", best, kind)
+        other = W.perturb(s, int(rng.integers(1, 3)), rng)[0]
+        if kind == "describe_k":
+            pair = [s, other] if rng.random() < 0.5 else [other, s]
+            k = int(rng.integers(2))
+            return SFTExample(_chat(2, "image", f"Describe image {k + 1}."), [_image(x, rng) for x in pair], "image",
+                              W.caption(pair[k]), kind)
+        if kind == "match":
+            yes = rng.random() < 0.5
+            text = f"Does this caption match the image? Answer yes or no.\nCaption: {W.caption(s if yes else other)}"
+            return SFTExample(_chat(1, "image", text), [_image(s, rng)], "image", "yes" if yes else "no", kind)
+    raise ValueError(f"unknown pretraining kind {kind!r}; expected one of {list(KINDS)}")
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    kinds: dict[str, float] = field(default_factory=lambda: dict(KINDS))
+    eval_every: int = 250
+    eval_examples: int = 32  # per kind
+    workers: int = 0  # DataLoader worker processes rendering examples (0: in the training process)
+    max_seconds: float | None = None  # stop early (and save) after this long
+    seed: int = 0
+
+
+class _Stream:
+    """An endless iterable of collated CPU batches, rendered and encoded with a CPU copy of the
+    judge's processor (one per DataLoader worker)."""
+
+    def __init__(self, model_dir: str, cfg: PretrainConfig):
+        self.model_dir, self.cfg = model_dir, cfg
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        import torch
+
+        from ..judge.model import RewardModel
+        from ..train import sft
+
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        rm = RewardModel(self.model_dir, device="cpu", dtype="float32")  # tiny: only its processor is used
+        rng = np.random.default_rng([self.cfg.seed, 17, wid])
+        kinds, weights = list(self.cfg.kinds), np.array(list(self.cfg.kinds.values()), dtype=float)
+        weights /= weights.sum()
+        while True:
+            picked = rng.choice(len(kinds), size=self.cfg.batch_size, p=weights)
+            encs = [sft.encode(rm, example(kinds[int(k)], rng)) for k in picked]
+            yield sft.collate(rm, encs)
+
+
+def held_out(rm, cfg: PretrainConfig) -> dict[str, list[dict[str, Any]]]:
+    """Fixed held-out examples per kind, plus caption sets with matched and shuffled visuals."""
+    from ..train import sft
+
+    rng = np.random.default_rng([cfg.seed, 999])
+    out = {k: [sft.encode(rm, example(k, rng)) for _ in range(cfg.eval_examples)] for k in cfg.kinds}
+    for kind in ("caption", "video_caption"):
+        exs = [example(kind, rng) for _ in range(cfg.eval_examples)]
+        shuffled = [SFTExample(e.messages, exs[(i + 1) % len(exs)].media, e.media_kind, e.target, e.task)
+                    for i, e in enumerate(exs)]
+        out[f"{kind}/matched"] = [sft.encode(rm, e) for e in exs]
+        out[f"{kind}/shuffled"] = [sft.encode(rm, e) for e in shuffled]
+    return out
+
+
+def evaluate(rm, held: dict[str, list[dict[str, Any]]], batch_size: int = 16) -> dict[str, float]:
+    """Held-out target loss per kind, and the grounding gap: caption loss with shuffled visuals
+    minus with the right ones (0 for a model that ignores its visuals)."""
+    import torch
+
+    from ..train import sft
+
+    was = rm.model.training
+    rm.model.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for name, encs in held.items():
+            losses = []
+            for i in range(0, len(encs), batch_size):
+                chunk = encs[i:i + batch_size]
+                losses.append(float(sft.loss(rm.model, sft.collate(rm, chunk))) * len(chunk))
+            out[f"loss/{name}"] = round(sum(losses) / len(encs), 4)
+    for kind in ("caption", "video_caption"):
+        if f"loss/{kind}/matched" in out:
+            out[f"grounding/{kind}"] = round(out[f"loss/{kind}/shuffled"] - out[f"loss/{kind}/matched"], 4)
+    rm.model.train(was)
+    return out
+
+
+def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = PretrainConfig(),
+             device: str | None = None, log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Pretrains the tiny VLM at ``model_dir`` and saves it (HF folder, same processor) to ``out``.
+    Returns the final held-out metrics and timing; ``log`` gets one dict per log step."""
+    import torch
+
+    from ..judge.model import RewardModel
+    from ..train import sft
+
+    torch.manual_seed(cfg.seed)
+    rm = RewardModel(str(model_dir), device=device, dtype="float32")
+    rm.model.train()
+    dev = rm.device
+    held = held_out(rm, cfg)
+    loader = torch.utils.data.DataLoader(_IterWrap(_Stream(str(model_dir), cfg)), batch_size=None,
+                                         num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None,
+                                         persistent_workers=bool(cfg.workers))
+    decay = [p for n, p in rm.model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    other = [p for n, p in rm.model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=other, weight_decay=0.0)],
+                            lr=cfg.lr, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else _Null()
+    history: list[dict[str, Any]] = []
+    first = evaluate(rm, held)
+    history.append(dict(step=0, **first))
+    if log:
+        log(history[-1])
+    t0, running, wait = time.time(), [], 0.0
+    it = iter(loader)
+    for step in range(cfg.steps):
+        tw = time.time()
+        batch = {k: (v.to(dev, non_blocking=True) if hasattr(v, "to") else v) for k, v in next(it).items()}
+        wait += time.time() - tw
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        with autocast:
+            loss = sft.loss(rm.model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(rm.model.parameters(), 1.0)
+        opt.step()
+        running.append(loss.item())
+        out_of_time = cfg.max_seconds is not None and time.time() - t0 > cfg.max_seconds
+        last = step + 1 == cfg.steps or out_of_time
+        if (step + 1) % cfg.eval_every == 0 or last:
+            rec = dict(step=step + 1, train_loss=round(float(np.mean(running)), 4), lr=lr_at(step),
+                       elapsed_s=round(time.time() - t0, 1), data_wait_s=round(wait, 1), **evaluate(rm, held))
+            running = []
+            history.append(rec)
+            if log:
+                log(rec)
+        if out_of_time:
+            break
+    rm.model.eval()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rm.model.save_pretrained(out)
+    rm.processor.save_pretrained(out)
+    card = json.loads((Path(model_dir) / "unireward_tiny.json").read_text()) if (
+        Path(model_dir) / "unireward_tiny.json").exists() else {}
+    summary = dict(kind="judge", pretrained=dict(asdict(cfg), device=str(dev), seconds=round(time.time() - t0, 1),
+                                                  final=history[-1], start=history[0]), **{
+        k: v for k, v in card.items() if k != "kind"})
+    (out / "unireward_tiny.json").write_text(json.dumps(summary, indent=2))
+    (out / "pretrain_history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    return summary
+
+
+class _IterWrap:
+    """torch's IterableDataset without importing torch at module import."""
+
+    def __new__(cls, stream: _Stream):
+        import torch
+
+        class _DS(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                return iter(stream)
+
+        return _DS()
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,91 @@
+"""Grounded pretraining of the tiny VLM (unireward.models.pretrain) and the tiny judge's pixel
+normalisation that it depends on."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from unireward.io.media import load_media
+from unireward.judge.model import RewardModel
+from unireward.models import pretrain as P
+from unireward.models.tiny import BACKGROUND_GREY
+from unireward.synth import world as W
+from unireward.train import sft
+
+
+@pytest.mark.parametrize("kind", list(P.KINDS))
+def test_every_kind_renders_and_encodes(kind, rm):
+    rng = np.random.default_rng(0)
+    ex = P.example(kind, rng)
+    n_visuals = 2 if kind.endswith("describe_k") else 1
+    assert ex.media_kind == ("video" if kind.startswith("video_") else "image")
+    assert len(ex.media) == n_visuals == sum(1 for part in ex.messages[0]["content"] if part["type"] == ex.media_kind)
+    for m in ex.media:  # read back by the judge's own loader
+        load_media(m, ex.media_kind)
+    enc = sft.encode(rm, ex)
+    assert enc["target_ids"] and rm.tokenizer.decode(enc["target_ids"]).startswith(ex.target)
+
+
+def test_match_examples_say_yes_exactly_when_the_caption_is_the_scene():
+    rng = np.random.default_rng(1)
+    answers = set()
+    for _ in range(40):
+        state = rng.bit_generator.state
+        ex = P.example("match", rng)
+        replay = np.random.default_rng()
+        replay.bit_generator.state = state
+        scene = W.random_scene(replay)  # the scene the example drew first
+        caption = ex.messages[0]["content"][-1]["text"].split("Caption: ", 1)[1]
+        assert ex.target == ("yes" if caption == W.caption(scene) else "no")
+        answers.add(ex.target)
+    assert answers == {"yes", "no"}
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown pretraining kind"):
+        P.example("judge", np.random.default_rng(0))
+
+
+def test_tiny_processor_centres_pixels_on_the_background(rm):
+    blank = W.render_scene([])  # the bare canvas
+    pixels = rm.processor.image_processor(images=[blank], return_tensors="pt")["pixel_values"]
+    assert torch.allclose(pixels, torch.zeros_like(pixels), atol=1e-2)
+    assert list(rm.processor.image_processor.image_mean) == [BACKGROUND_GREY] * 3
+    assert list(rm.processor.video_processor.image_mean) == [BACKGROUND_GREY] * 3
+
+
+def test_grounding_compares_matched_and_shuffled_visuals(rm):
+    cfg = P.PretrainConfig(eval_examples=3, kinds={"caption": 1.0, "video_caption": 1.0})
+    held = P.held_out(rm, cfg)
+    assert set(held) == {"caption", "video_caption", "caption/matched", "caption/shuffled",
+                         "video_caption/matched", "video_caption/shuffled"}
+    m, s = held["caption/matched"], held["caption/shuffled"]
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(m, s))  # same text...
+    assert not torch.equal(m[0]["pixel_values"], s[0]["pixel_values"])  # ...other pictures
+    assert torch.equal(m[1]["pixel_values"], s[0]["pixel_values"])
+    out = P.evaluate(rm, held)
+    assert out["grounding/caption"] == pytest.approx(out["loss/caption/shuffled"] - out["loss/caption/matched"],
+                                                     abs=1e-3)
+
+
+@pytest.mark.slow
+def test_pretraining_lowers_the_held_out_loss_and_saves_a_loadable_checkpoint(tiny_judge_dir, tmp_path):
+    cfg = P.PretrainConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2, eval_every=6, eval_examples=4,
+                           kinds={"caption": 1.0, "qa": 1.0, "video_qa": 1.0}, workers=1)
+    logged = []
+    summary = P.pretrain(tiny_judge_dir, tmp_path / "pre", cfg, device="cpu", log=logged.append)
+    assert [r["step"] for r in logged] == [0, 6, 12]
+    first, last = logged[0], logged[-1]
+    for kind in ("caption", "qa", "video_qa"):
+        assert last[f"loss/{kind}"] < first[f"loss/{kind}"]
+    card = json.loads((tmp_path / "pre" / "unireward_tiny.json").read_text())
+    assert card["pretrained"]["final"]["step"] == 12 and card["arch"] == "qwen2_5_vl"
+    assert summary == card
+    history = [json.loads(line) for line in (tmp_path / "pre" / "pretrain_history.jsonl").read_text().splitlines()]
+    assert history == logged
+    judge = RewardModel(tmp_path / "pre", device="cpu")  # the judge's loader reads it
+    base = RewardModel(tiny_judge_dir, device="cpu")
+    name, w = next((n, p) for n, p in judge.model.named_parameters() if "embed_tokens" in n)
+    assert not torch.equal(w, dict(base.model.named_parameters())[name])
