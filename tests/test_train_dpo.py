@@ -102,30 +102,48 @@ def test_dpo_spec_validation():
     assert spec.beta == 5000.0 and spec.training.metric == "eval/implicit_acc"
 
 
-@pytest.mark.slow
-def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, tmp_path):
-    """TRL's DPOTrainer in 2 Ray Train workers with DeepSpeed ZeRO-2, on the TRL export of image
-    understanding pairs: held-out implicit accuracy rises from 0, the policy exports as an HF folder."""
-    from transformers import AutoModelForImageTextToText
-
+def _trl_export(tmp_path, task, n=4, seed=2):
+    """Ground-truth preference pairs of an understanding task, through the curation TRL exporter."""
     from unireward.curate.export import export_trl
-    from unireward.pipelines.train import run_dpo
 
-    world = generate_world(str(tmp_path / "world"), n=4, seed=2, tasks=("image_understanding",), pairs="all")
-    items, rows = read_items(world.items["image_understanding"])
+    world = generate_world(str(tmp_path / "world"), n=n, seed=seed, tasks=(task,), pairs="all")
+    items, rows = read_items(world.items[task])
     prefs = []
     for it, r in zip(items, rows):
         if r["mode"] == "pair_rank" and r["label"] in ("first", "second"):
             a, b = it.candidates
             chosen, rejected = (a, b) if r["label"] == "first" else (b, a)
-            prefs.append(dict(task="image_understanding", prompt_id=r["item_id"], prompt=it.prompt, context=it.context,
+            prefs.append(dict(task=task, prompt_id=r["item_id"], prompt=it.prompt, context=it.context,
                               chosen=chosen, rejected=rejected))
-    path = export_trl(prefs[:8], str(tmp_path / "export"), MediaLimits())["files"]["image_understanding"]["path"]
-    spec = parse_spec(dict(kind="dpo", name="vlm", policy="vlm", model=str(tiny_judge_dir), output=str(tmp_path / "runs"),
+    return export_trl(prefs[:8], str(tmp_path / "export"), MediaLimits(num_frames=4))["files"][task]["path"]
+
+
+def _vlm_spec(model, path, tmp_path, name="vlm", **training):
+    return parse_spec(dict(kind="dpo", name=name, policy="vlm", model=str(model), output=str(tmp_path / "runs"),
                            data=dict(train=[path], eval=[path]), loss_type="sigmoid",
-                           training=dict(max_steps=6, batch_size=2, lr=1e-3, eval_every=3, warmup_ratio=0.0,
-                                         deepspeed=dict(zero_stage=2)),
+                           training=dict(dict(max_steps=6, batch_size=2, lr=1e-3, eval_every=3, warmup_ratio=0.0,
+                                              deepspeed=dict(zero_stage=2)), **training),
                            resources=dict(workers=2)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])
+def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, tmp_path, task):
+    """TRL's DPOTrainer in 2 Ray Train workers with DeepSpeed ZeRO-2, on the TRL export of image or
+    video understanding pairs (videos as frame sequences): held-out implicit accuracy rises from 0,
+    the policy exports as an HF folder."""
+    from transformers import AutoModelForImageTextToText
+
+    from unireward.pipelines.train import run_dpo
+
+    path = _trl_export(tmp_path, task)
+    if task == "video_understanding":  # each video arrived as its frames, one image part each
+        import pyarrow.parquet as pq
+
+        row = pq.read_table(path).slice(0, 1).to_pylist()[0]
+        assert len(row["images"]) == 4
+        assert sum(p.get("type") == "image" for m in row["prompt"] for p in m["content"]) == 4
+    spec = _vlm_spec(tiny_judge_dir, path, tmp_path)
     assert spec.beta == 0.1
     summary = run_dpo(spec)
     assert summary["before"] is None  # ZeRO-2: the HF Trainer cannot evaluate before training (an event says so)
@@ -134,3 +152,35 @@ def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, 
     base = AutoModelForImageTextToText.from_pretrained(str(tiny_judge_dir))
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
     assert (Path(summary["final"]) / "chat_template.jinja").exists() or (Path(summary["final"]) / "chat_template.json").exists()
+
+
+def _events(run_dir):
+    recs = [json.loads(x) for x in (run_dir / "logs" / "metrics.jsonl").read_text().splitlines()]
+    return recs, [r for r in recs if "event" in r and r["event"] in ("start", "resumed", "done")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["diffusion_image", "vlm"])
+def test_rerunning_a_dpo_spec_resumes_from_its_latest_checkpoint(ray_local, gen_world, tiny_judge_dir, tmp_path, policy):
+    from unireward.pipelines.train import run_dpo
+
+    if policy == "vlm":
+        path = _trl_export(tmp_path, "image_understanding")
+        make = lambda steps: _vlm_spec(tiny_judge_dir, path, tmp_path, name="again", max_steps=steps, eval_every=2)
+    else:
+        model = build_tiny_t2i(tmp_path / "pipe")
+        path = export_diffusion_dpo(_prefs(gen_world, "image_generation")[:6], str(tmp_path / "export"),
+                                    MediaLimits())["files"]["image_generation"]["path"]
+        make = lambda steps: parse_spec(dict(
+            kind="dpo", name="again", policy=policy, model=str(model), output=str(tmp_path / "runs"),
+            data=dict(train=[path], eval=[path]), beta=500.0,
+            training=dict(max_steps=steps, batch_size=2, lr=1e-3, eval_every=2, warmup_ratio=0.0,
+                          deepspeed=dict(zero_stage=2)), resources=dict(workers=2)))
+    run_dpo(make(2))
+    summary = run_dpo(make(4))
+    recs, events = _events(tmp_path / "runs" / "again")
+    assert [e["event"] for e in events] == ["start", "done", "resumed", "done"]
+    assert events[2]["step"] == 2 and events[3]["step"] == 4
+    assert summary["restarts"] == 1
+    steps = [r["step"] for r in recs if "train/loss" in r]
+    assert steps[-1] == 4 and sorted(steps) == steps and len(steps) == len(set(steps))  # no step trained twice
