@@ -486,6 +486,17 @@ def test_demo(runner, tmp_path):
     assert invalid_total > 0
     assert len(rows) == sum(sum(r["status"].values()) for bm in summary["results"].values() for r in bm.values())
 
+    # the DPO step: the policy's accuracy on held-out questions before and after each run
+    align = summary["alignment"]
+    runs = align["runs"]
+    assert align["pairs"]["ground_truth"] > 0 and "before DPO" in runs and "DPO on ground-truth pairs" in runs
+    assert ("DPO on judge-curated pairs" in runs) == (align["pairs"]["judge_curated"] >= 4)
+    for run in runs.values():
+        for t in ("image_understanding", "video_understanding"):
+            acc = run["accuracy"][t]
+            assert acc["questions"] == 24 and 0 <= acc["accuracy"] <= 1 and acc["chance"] == 0.25
+    assert Path(runs["DPO on ground-truth pairs"]["final"], "config.json").exists()
+
     png = (work / "agreement.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE)
     from PIL import Image

@@ -35,6 +35,7 @@ app.add_typer(jobs_app, name="jobs")
 def _quiet_libraries() -> None:
     """Keep library chatter (DeepSpeed's accelerator probe, HF progress bars) off our output."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Creating parquet from Arrow format"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if "DS_ACCELERATOR" not in os.environ:
         import torch

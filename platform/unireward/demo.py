@@ -45,7 +45,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     if not card.exists():
         build_tiny_judge(judge_dir, arch="qwen2_5_vl", size="small", seed=seed)
     info = json.loads(card.read_text())
-    console.print(f"[1/7] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
+    console.print(f"[1/9] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
                   "parameters, random weights: untrained)")
 
     world_dir = work / "world"
@@ -53,13 +53,13 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
         tid = bar.add_task("synthesizing", total=n * len(TASKS))
         summary = generate_world(str(world_dir), n=n, seed=seed, n_candidates=n_candidates, corrupt=corrupt,
                                  progress=lambda task, i, total: bar.advance(tid))
-    console.print(f"[2/7] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
+    console.print(f"[2/9] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
                   f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})")
 
     rm = RewardModel(judge_dir, max_new_tokens=max_new_tokens)
     results: dict[str, Any] = {}
     rows_out: list[dict[str, Any]] = []
-    console.print("[3/7] judging every pair and point, with both methods (pairs in both orders)")
+    console.print("[3/9] judging every pair and point, with both methods (pairs in both orders)")
     for task in TASKS:
         items, rows = read_items(summary.items[task])
         if Task(task).is_generation:  # also the multi-dimension scores of generation candidates
@@ -82,7 +82,7 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                 d.pop("provenance", None)
                 rows_out.append(dict(d, label=r["label"], gt_scores=r["gt_scores"]))
 
-    table = Table(title="[3/7] agreement with ground truth (untrained tiny judge: chance level is expected)",
+    table = Table(title="[3/9] agreement with ground truth (untrained tiny judge: chance level is expected)",
                   box=box.SIMPLE_HEAD)
     for col in ("task", "method", "pair acc", "w/o ties", "point rho", "multi rho", "ok/unp/inv/err", "swap agree",
                 "sec"):
@@ -102,10 +102,12 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     trained = _train(judge_dir, summary, work, console, seed)
     trained_dir = Path(trained["final"])
     curation = _curate(trained_dir, summary, work / "curate", console)
+    aligned = _align(judge_dir, curation, work / "train_world", work, console, seed)
     served = _serve(trained_dir, summary, console)
 
     out = dict(judge=str(judge_dir), world=str(world_dir), corrupted=summary.corrupted, results=results,
-               training=trained, curation=curation, served=served, seconds=round(time.time() - t0, 1))
+               training=trained, curation=curation, alignment=aligned, served=served,
+               seconds=round(time.time() - t0, 1))
     storage.write_bytes(str(work / "summary.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "judgments.jsonl"), "".join(json.dumps(r) + "\n" for r in rows_out).encode())
     _plot(results, work / "agreement.png")
@@ -140,7 +142,7 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
         training=dict(max_steps=r["max_steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_ratio=r["warmup_ratio"],
                       eval_every=r["eval_every"], deepspeed=dict(zero_stage=2)),
         resources=dict(workers=2, cpus_per_worker=1)))
-    console.print(f"[4/7] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
+    console.print(f"[4/9] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
                   f"prompts per task (seed {seed + 1000}), {r['max_steps']} steps; held out: the demo world above")
     import logging
 
@@ -150,7 +152,7 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
     before, after = summary["before"] or {}, summary["after"]
-    table = Table(title=f"[5/7] the judge before and after training (held-out demo world, logit method; best step "
+    table = Table(title=f"[5/9] the judge before and after training (held-out demo world, logit method; best step "
                         f"{summary['best_step']}, {summary['seconds']:.0f} s)", box=box.SIMPLE_HEAD)
     for col in ("task", "pair acc before", "after", "w/o ties before", "after", "point rho before", "after"):
         table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
@@ -183,7 +185,7 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
     spec = CurateSpec.model_validate(dict(
         kind="curate", name="demo-curate", input=[world.pools[t] for t in TASKS], output=str(out),
         judge=dict(model=str(judge_dir)), resources=dict(batch_size=4, decode_batch_size=4), max_error_fraction=0.5))
-    console.print("[6/7] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
+    console.print("[6/9] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
                   "confirmation pairs, exactly-once shards, exporters")
     with _progress_bar(console) as bar:
         tid = bar.add_task("curating", total=None)
@@ -201,7 +203,88 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
                         for name, e in summary["exports"].items())
     console.print(f"Preferences: {out / 'preferences'}; exports ({exports}); report: {out / 'report'}; "
                   f"{summary['errors']['total']} error records in {out / 'errors'}.")
-    return dict(output=str(out), tasks=summary["tasks"], errors=summary["errors"], run=summary["run"])
+    return dict(output=str(out), tasks=summary["tasks"], errors=summary["errors"], run=summary["run"],
+                exports=summary["exports"])
+
+
+# The demo's alignment recipe: DPO of the tiny VLM, a few dozen steps on two CPU workers
+DEMO_DPO = dict(max_steps=20, batch_size=4, lr=1e-3, questions=24, truth_pairs=80, min_pairs=4)
+QA_TASKS = ("image_understanding", "video_understanding")
+
+
+def _align(policy_dir: Path, curation: dict[str, Any], train_world: Path, work: Path, console, seed: int) -> dict[str, Any]:
+    """Step 7: DPO of the tiny VLM (TRL on Ray Train) on the pairs the trained judge curated, and, as
+    the reference, on ground-truth pairs (what a perfect judge would keep); the policy's accuracy on
+    held-out synthetic questions before and after."""
+    from rich import box
+    from rich.table import Table
+
+    from .config import DpoSpec
+    from .curate.export import export_trl
+    from .io.media import MediaLimits
+    from .judge.records import read_items
+    from .pipelines.train import run_dpo
+    from .train.vlm_dpo import answer_accuracy
+
+    r = DEMO_DPO
+    qa_world = work / "qa_world"
+    if not (qa_world / "world.json").exists():
+        generate_world(str(qa_world), n=r["questions"], seed=seed + 2000, n_candidates=4, tasks=QA_TASKS)
+    limits = MediaLimits()  # as curation exported the judge's pairs
+
+    def accuracy(model: str) -> dict[str, Any]:
+        return {t: answer_accuracy(model, str(qa_world / f"{t}.items.parquet"), limits, device="cpu") for t in QA_TASKS}
+
+    judged = {t: f for t, f in curation["exports"].get("trl", {}).get("files", {}).items() if f["rows"]}
+    prefs = []
+    for t in QA_TASKS:
+        items, rows = read_items(str(train_world / f"{t}.items.parquet"))
+        labelled = [(it, row) for it, row in zip(items, rows)
+                    if row["mode"] == "pair_rank" and row["label"] in ("first", "second")]
+        for it, row in labelled[:r["truth_pairs"]]:
+            a, b = it.candidates
+            chosen, rejected = (a, b) if row["label"] == "first" else (b, a)
+            prefs.append(dict(task=t, prompt_id=row["item_id"], prompt=it.prompt, context=it.context,
+                              chosen=chosen, rejected=rejected))
+    truth = export_trl(prefs, str(work / "align" / "ground_truth_pairs"), limits)["files"]
+    n_judged = sum(f["rows"] for f in judged.values())
+    console.print(f"[7/9] aligning the tiny VLM (the untrained base) with DPO: TRL's DPOTrainer on Ray Train + "
+                  f"DeepSpeed ZeRO-2, {r['max_steps']} steps; on the {n_judged} understanding pairs the trained judge "
+                  f"curated, and on {sum(f['rows'] for f in truth.values())} ground-truth pairs for reference")
+
+    def dpo(name: str, files: dict[str, Any]) -> dict[str, Any]:
+        spec = DpoSpec.model_validate(dict(
+            kind="dpo", name=name, policy="vlm", model=str(policy_dir), output=str(work / "align"),
+            data=dict(train=[f["path"] for f in files.values()], eval_fraction=0.15),
+            training=dict(max_steps=r["max_steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_ratio=0.1,
+                          eval_every=r["max_steps"], deepspeed=dict(zero_stage=2)),
+            resources=dict(workers=2, cpus_per_worker=1)))
+        summary = run_dpo(spec, lambda m: console.print(m, markup=False, highlight=False))
+        return dict(final=summary["final"], after=summary["after"], seconds=summary["seconds"],
+                    accuracy=accuracy(summary["final"]))
+
+    runs = {"before DPO": dict(accuracy=accuracy(str(policy_dir)))}
+    if n_judged >= r["min_pairs"]:
+        runs["DPO on judge-curated pairs"] = dpo("dpo-judge-curated", judged)
+    runs["DPO on ground-truth pairs"] = dpo("dpo-ground-truth", truth)
+    table = Table(title=f"[8/9] the policy on {r['questions']} held-out questions per task (picks the answer it finds "
+                        "most likely; ground truth from the synthetic world)", box=box.SIMPLE_HEAD)
+    for col in ("policy", *QA_TASKS, "held-out implicit acc"):
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
+    base = runs["before DPO"]["accuracy"]
+    table.add_row("chance (uniform pick)", *[_f(base[t]["chance"]) for t in QA_TASKS], "")
+    for name, run in runs.items():
+        table.add_row(name, *[_f(run["accuracy"][t]["accuracy"]) for t in QA_TASKS],
+                      _f((run.get("after") or {}).get("eval/implicit_acc")))
+    if n_judged < r["min_pairs"]:
+        table.add_row("DPO on judge-curated pairs", f"{n_judged} pairs", "not run", "")
+    console.print(table)
+    if n_judged < r["min_pairs"]:
+        console.print(f"  The trained judge curated {n_judged} understanding pairs (fewer than {r['min_pairs']}: it cannot "
+                      "tell them apart yet, step 5), too few to align on; the ground-truth run shows what a perfect "
+                      "judge's pairs do.")
+    console.print("  What these numbers mean, and why a tiny policy moves little: docs/alignment.md.")
+    return dict(pairs=dict(judge_curated=n_judged, ground_truth=sum(f["rows"] for f in truth.values())), runs=runs)
 
 
 def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
@@ -210,7 +293,7 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
     from .serve import local
     from .serve.client import RewardClient
 
-    console.print("[7/7] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
+    console.print("[9/9] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
     url = local.start(args=dict(judge=dict(model=str(judge_dir)), port=8765),
                       deployment=dict(autoscaling_config=None, num_replicas=1,
                                       ray_actor_options={"num_cpus": 1, "num_gpus": 0}),

@@ -82,10 +82,29 @@ def _summary(spec, run_dir: str, final: str, best_uri: str, best_metrics: dict[s
     return summary
 
 
+def _absolute(spec):
+    """The spec with its local relative paths made absolute: Ray Train workers do not run in the
+    driver's working directory."""
+    def fix(p: str) -> str:
+        return p if storage.is_remote(p) or os.path.isabs(p) or not os.path.exists(p) else os.path.abspath(p)
+
+    update: dict[str, Any] = dict(model=fix(spec.model))
+    if not storage.is_remote(spec.output):
+        update["output"] = os.path.abspath(spec.output)
+    if isinstance(spec, DpoSpec):
+        update["data"] = spec.data.model_copy(update=dict(train=[fix(u) for u in spec.data.train],
+                                                          eval=[fix(u) for u in spec.data.eval]))
+    else:  # media references are resolved against the item files' locations
+        update["data"] = spec.data.model_copy(update={
+            k: [s.model_copy(update=dict(path=fix(s.path))) for s in getattr(spec.data, k)] for k in ("train", "eval")})
+    return spec.model_copy(update=update)
+
+
 def run_train_reward(spec: TrainRewardSpec, say=print) -> dict[str, Any]:
     """Trains the judge; returns the run's summary (also written to ``<run>/report/summary.json``).
     ``say`` prints the driver's progress lines (the workers print theirs through Ray's log)."""
     started = time.time()
+    spec = _absolute(spec)
     run_dir = storage.join(spec.output, spec.name)
     plan = reward.build_plan(spec, default_registry())
     uris = reward.write_plan(plan, run_dir)
@@ -104,6 +123,7 @@ def run_dpo(spec: DpoSpec, say=print) -> dict[str, Any]:
     from ..train import diffusion
 
     started = time.time()
+    spec = _absolute(spec)
     run_dir = storage.join(spec.output, spec.name)
     if spec.policy == "vlm":
         return _run_vlm_dpo(spec, run_dir, started, say)

@@ -155,3 +155,53 @@ def export(base: str, checkpoint_dir: str, out: str, lora: bool) -> None:
         model.save_pretrained(tmp)
         AutoProcessor.from_pretrained(base).save_pretrained(tmp)
         storage.copy_tree(tmp, out)
+
+
+def answer_accuracy(model_dir: str, items_uri: str, limits: Any = None, device: str | None = None,
+                    max_questions: int | None = None) -> dict[str, Any]:
+    """How often a VLM policy gets understanding questions right, with the synthetic world's ground
+    truth: per question (an understanding task's point items grouped by question and context), the
+    answer the policy gives the highest log-likelihood (summed over the answer's tokens, with the
+    chat and the visuals as DPO training encodes them: videos as their frames) must be a best one.
+
+    Returns ``accuracy``, ``questions``, ``chance`` (expected accuracy of a uniform pick) and the
+    ``errors`` (questions whose media failed, each with its reason; not counted)."""
+    import torch
+
+    from ..io import media as media_io
+    from ..judge.model import RewardModel
+    from ..judge.records import read_items
+    from . import sft
+    from .data import SFTExample
+    from .losses import sequence_logps
+
+    limits = limits or media_io.MediaLimits()
+    rm = RewardModel(model_dir, device=device)
+    items, rows = read_items(items_uri)
+    questions: dict[tuple[str, str, Any], list[tuple[str, float]]] = {}
+    for it, r in zip(items, rows):
+        gt = (r.get("gt_scores") or [None])[0]
+        if r["mode"] != "point_score" or gt is None or str(it.task).endswith("generation"):
+            continue
+        questions.setdefault((str(it.task), it.prompt, it.context), []).append((it.candidates[0], float(gt)))
+    keys = list(questions)[:max_questions]
+    right, chance, errors = 0, 0.0, []
+    for task, prompt, context in keys:
+        answers = questions[(task, prompt, context)]
+        try:
+            visuals = ([media_io.load_image(context, limits)] if task == "image_understanding"
+                       else media_io.load_video(context, limits).frames)
+        except media_io.MediaError as e:
+            errors.append(dict(question=prompt, context=str(context), reason=f"{e.code}: {e.reason}"))
+            continue
+        messages = [{"role": "user", "content": [{"type": "image"}] * len(visuals) + [{"type": "text", "text": prompt}]}]
+        encs = [sft.encode(rm, SFTExample(messages, visuals, "image", a, task)) for a, _ in answers]
+        batch = sft.collate(rm, encs)
+        with torch.no_grad():
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            logps = sequence_logps(rm.model(**inputs).logits, batch["labels"])
+        best = max(g for _, g in answers)
+        right += int(answers[int(logps.argmax())][1] == best)
+        chance += sum(g == best for _, g in answers) / len(answers)
+    n = len(keys) - len(errors)
+    return dict(accuracy=right / n if n else None, questions=n, chance=chance / n if n else None, errors=errors)
