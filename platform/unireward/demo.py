@@ -165,8 +165,9 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
     accs = [after.get(f"eval/{t}/acc_without_ties") for t in TASKS if after.get(f"eval/{t}/acc_without_ties") is not None]
     if accs and max(accs) < 0.7:
         console.print("  Held-out accuracy is still near chance: in this budget the tiny judge learns the answer format "
-                      "(every judgment parses), not the preferences, so the curation below keeps only pairs it can "
-                      "tell apart. Why, and what was tried: docs/training.md.")
+                      "(every judgment parses), not the preferences. The curation below keeps whatever it leans "
+                      "towards (P barely above 0.5); its precision column shows what such pairs are worth. Why, and "
+                      "what was tried: docs/training.md.")
     return dict(final=summary["final"], report=str(Path(summary["run"]) / "report"), before=before, after=after,
                 best_step=summary["best_step"], seconds=summary["seconds"], data=summary["data"])
 
