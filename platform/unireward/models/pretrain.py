@@ -56,46 +56,48 @@ def _video(m: W.Motion, rng: np.random.Generator, p_flicker: float = 0.5) -> byt
     return W.mp4(W.render_motion(m, flicker, rng))
 
 
+@dataclass(frozen=True)
+class _Medium:
+    """What the examples of one medium are made of: images of scenes, or videos of motions."""
+
+    kind: str  # "image" or "video"
+    sample: Callable[[np.random.Generator], Any]
+    render: Callable[..., bytes]  # (subject, rng, p_degrade) -> encoded media
+    describe: Callable[[Any], str]
+    question: Callable[[Any, np.random.Generator, int], tuple]
+    perturb: Callable[[Any, int, np.random.Generator], tuple]
+
+
+_MEDIA = {
+    "image": _Medium("image", W.random_scene, _image, W.caption, W.image_question, W.perturb),
+    "video": _Medium("video", W.random_motion, _video, lambda m: m.caption(), W.video_question, W.perturb_motion),
+}
+
+
 def example(kind: str, rng: np.random.Generator) -> SFTExample:
     """One freshly rendered pretraining example of ``kind`` (media as encoded PNG/mp4 bytes, read
     back by the judge's own media loader)."""
-    if kind.startswith("video_"):
-        m = W.random_motion(rng)
-        if kind == "video_caption":
-            return SFTExample(_chat(1, "video", "Describe the video."), [_video(m, rng)], "video", m.caption(), kind)
-        if kind == "video_qa":
-            q, answers, _ = W.video_question(m, rng, 4)
-            best = next(a for a, s in answers if s == 1.0)
-            return SFTExample(_chat(1, "video", q), [_video(m, rng, 0.3)], "video", best, kind)
-        other = W.perturb_motion(m, int(rng.integers(1, 3)), rng)[0]
-        if kind == "video_describe_k":
-            pair = [m, other] if rng.random() < 0.5 else [other, m]
-            k = int(rng.integers(2))
-            return SFTExample(_chat(2, "video", f"Describe video {k + 1}."), [_video(x, rng) for x in pair], "video",
-                              pair[k].caption(), kind)
-        if kind == "video_match":
-            yes = rng.random() < 0.5
-            text = f"Does this caption match the video? Answer yes or no.\nCaption: {(m if yes else other).caption()}"
-            return SFTExample(_chat(1, "video", text), [_video(m, rng)], "video", "yes" if yes else "no", kind)
-    else:
-        s = W.random_scene(rng)
-        if kind == "caption":
-            return SFTExample(_chat(1, "image", "Describe the image."), [_image(s, rng)], "image", W.caption(s), kind)
-        if kind == "qa":
-            q, answers, _ = W.image_question(s, rng, 4)
-            best = next(a for a, v in answers if v == 1.0)
-            return SFTExample(_chat(1, "image", q), [_image(s, rng, 0.3)], "image", best, kind)
-        other = W.perturb(s, int(rng.integers(1, 3)), rng)[0]
-        if kind == "describe_k":
-            pair = [s, other] if rng.random() < 0.5 else [other, s]
-            k = int(rng.integers(2))
-            return SFTExample(_chat(2, "image", f"Describe image {k + 1}."), [_image(x, rng) for x in pair], "image",
-                              W.caption(pair[k]), kind)
-        if kind == "match":
-            yes = rng.random() < 0.5
-            text = f"Does this caption match the image? Answer yes or no.\nCaption: {W.caption(s if yes else other)}"
-            return SFTExample(_chat(1, "image", text), [_image(s, rng)], "image", "yes" if yes else "no", kind)
-    raise ValueError(f"unknown pretraining kind {kind!r}; expected one of {list(KINDS)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown pretraining kind {kind!r}; expected one of {list(KINDS)}")
+    md = _MEDIA["video" if kind.startswith("video_") else "image"]
+    task = kind.removeprefix("video_")
+    x = md.sample(rng)
+    if task == "caption":
+        return SFTExample(_chat(1, md.kind, f"Describe the {md.kind}."), [md.render(x, rng)], md.kind,
+                          md.describe(x), kind)
+    if task == "qa":
+        q, answers, _ = md.question(x, rng, 4)
+        best = next(a for a, v in answers if v == 1.0)
+        return SFTExample(_chat(1, md.kind, q), [md.render(x, rng, 0.3)], md.kind, best, kind)
+    other = md.perturb(x, int(rng.integers(1, 3)), rng)[0]
+    if task == "describe_k":
+        pair = [x, other] if rng.random() < 0.5 else [other, x]
+        k = int(rng.integers(2))
+        return SFTExample(_chat(2, md.kind, f"Describe {md.kind} {k + 1}."), [md.render(y, rng) for y in pair],
+                          md.kind, md.describe(pair[k]), kind)
+    yes = rng.random() < 0.5  # match
+    text = f"Does this caption match the {md.kind}? Answer yes or no.\nCaption: {md.describe(x if yes else other)}"
+    return SFTExample(_chat(1, md.kind, text), [md.render(x, rng)], md.kind, "yes" if yes else "no", kind)
 
 
 @dataclass
