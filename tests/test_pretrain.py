@@ -89,3 +89,9 @@ def test_pretraining_lowers_the_held_out_loss_and_saves_a_loadable_checkpoint(ti
     base = RewardModel(tiny_judge_dir, device="cpu")
     name, w = next((n, p) for n, p in judge.model.named_parameters() if "embed_tokens" in n)
     assert not torch.equal(w, dict(base.model.named_parameters())[name])
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(kinds={"judge": 1.0}), dict(kinds={"qa": 0.0}), dict(kinds={})])
+def test_pretrain_config_names_what_is_wrong(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        P.PretrainConfig(**bad)

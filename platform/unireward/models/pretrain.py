@@ -22,6 +22,7 @@ so no two steps see the same picture.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -115,6 +116,14 @@ class PretrainConfig:
     max_seconds: float | None = None  # stop early (and save) after this long
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "eval_examples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown or not self.kinds or any(w <= 0 for w in self.kinds.values()):
+            raise ValueError(f"kinds must map some of {list(KINDS)} to positive weights, got {self.kinds}")
+
 
 class _Stream:
     """An endless iterable of collated CPU batches, rendered and encoded with a CPU copy of the
@@ -194,7 +203,13 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
     rm.model.train()
     dev = rm.device
     held = held_out(rm, cfg)
-    loader = torch.utils.data.DataLoader(_IterWrap(_Stream(str(model_dir), cfg)), batch_size=None,
+    stream = _Stream(str(model_dir), cfg)
+
+    class _Dataset(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(stream)
+
+    loader = torch.utils.data.DataLoader(_Dataset(), batch_size=None,
                                          num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None,
                                          persistent_workers=bool(cfg.workers))
     decay = [p for n, p in rm.model.named_parameters() if p.ndim >= 2 and "embed" not in n]
@@ -208,7 +223,7 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
         frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else _Null()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     history: list[dict[str, Any]] = []
     first = evaluate(rm, held)
     history.append(dict(step=0, **first))
@@ -253,24 +268,3 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
     (out / "unireward_tiny.json").write_text(json.dumps(summary, indent=2))
     (out / "pretrain_history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     return summary
-
-
-class _IterWrap:
-    """torch's IterableDataset without importing torch at module import."""
-
-    def __new__(cls, stream: _Stream):
-        import torch
-
-        class _DS(torch.utils.data.IterableDataset):
-            def __iter__(self):
-                return iter(stream)
-
-        return _DS()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
