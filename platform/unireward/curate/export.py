@@ -42,6 +42,18 @@ def _png(img) -> dict[str, Any]:
     return {"bytes": media_io.encode_image(img, "PNG"), "path": None}
 
 
+def trl_prompt(task: str, question: str, context: Any, limits: media_io.MediaLimits) -> tuple[list, list]:
+    """An understanding question as the TRL export writes it (and VLM DPO trains on it): the
+    context as images (a video as its sampled frames) and the user turn, one image part each.
+    Raises MediaError for a context that cannot be read."""
+    if task == "image_understanding":
+        images = [media_io.load_image(context, limits)]
+    else:
+        images = media_io.load_video(context, limits).frames
+    parts = [{"type": "image", "text": None} for _ in images] + [{"type": "text", "text": question}]
+    return images, [{"role": "user", "content": parts}]
+
+
 def export_trl(prefs: Sequence[dict[str, Any]], out: str, limits: media_io.MediaLimits) -> dict[str, Any]:
     from datasets import Dataset, Features, Image, List, Value
 
@@ -56,17 +68,13 @@ def export_trl(prefs: Sequence[dict[str, Any]], out: str, limits: media_io.Media
         records = {k: [] for k in features}
         for p in rows:
             try:
-                if task == "image_understanding":
-                    images = [media_io.load_image(p["context"], limits)]
-                else:
-                    images = media_io.load_video(p["context"], limits).frames
+                images, prompt = trl_prompt(task, p["prompt"], p["context"], limits)
             except media_io.MediaError as e:
                 skipped.append(dict(prompt_id=p["prompt_id"], reason=f"{e.code}: {e.reason}"))
                 continue
-            parts = [{"type": "image", "text": None} for _ in images] + [{"type": "text", "text": p["prompt"]}]
             records["prompt_id"].append(p["prompt_id"])
             records["images"].append([_png(im) for im in images])
-            records["prompt"].append([{"role": "user", "content": parts}])
+            records["prompt"].append(prompt)
             records["chosen"].append([{"role": "assistant", "content": [{"type": "text", "text": p["chosen"]}]}])
             records["rejected"].append([{"role": "assistant", "content": [{"type": "text", "text": p["rejected"]}]}])
         uri = storage.join(out, f"{task}.parquet")

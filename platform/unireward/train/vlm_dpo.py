@@ -168,6 +168,7 @@ def answer_accuracy(model_dir: str, items_uri: str, limits: Any = None, device: 
     ``errors`` (questions whose media failed, each with its reason; not counted)."""
     import torch
 
+    from ..curate.export import trl_prompt
     from ..io import media as media_io
     from ..judge.model import RewardModel
     from ..judge.records import read_items
@@ -189,12 +190,10 @@ def answer_accuracy(model_dir: str, items_uri: str, limits: Any = None, device: 
     for task, prompt, context in keys:
         answers = questions[(task, prompt, context)]
         try:
-            visuals = ([media_io.load_image(context, limits)] if task == "image_understanding"
-                       else media_io.load_video(context, limits).frames)
+            visuals, messages = trl_prompt(task, prompt, context, limits)
         except media_io.MediaError as e:
             errors.append(dict(question=prompt, context=str(context), reason=f"{e.code}: {e.reason}"))
             continue
-        messages = [{"role": "user", "content": [{"type": "image"}] * len(visuals) + [{"type": "text", "text": prompt}]}]
         encs = [sft.encode(rm, SFTExample(messages, visuals, "image", a, task)) for a, _ in answers]
         batch = sft.collate(rm, encs)
         with torch.no_grad():
