@@ -95,3 +95,15 @@ def test_pretraining_lowers_the_held_out_loss_and_saves_a_loadable_checkpoint(ti
 def test_pretrain_config_names_what_is_wrong(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         P.PretrainConfig(**bad)
+
+
+def test_pretrain_cli_names_an_unusable_base(tmp_path):
+    from typer.testing import CliRunner
+
+    from unireward.cli import app
+
+    res = CliRunner().invoke(app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "not a checkpoint folder" in res.output
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    res = CliRunner().invoke(app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1"])
+    assert res.exit_code == 2 and "cannot pretrain" in res.output

@@ -119,7 +119,10 @@ def pretrain_tiny(
         keys = ("step", "train_loss", "loss/caption", "grounding/caption", "grounding/video_caption", "elapsed_s")
         typer.echo(" ".join(f"{k}={rec[k]}" for k in keys if k in rec), err=True)
 
-    summary = pretrain(base, out, cfg, device=device, log=log)
+    try:
+        summary = pretrain(base, out, cfg, device=device, log=log)
+    except (OSError, ValueError) as e:  # not a VLM folder, an unusable device, ...
+        _fail(f"{base}: cannot pretrain: {e}")
     typer.echo(json.dumps(dict(path=str(out), final=summary["pretrained"]["final"])))
 
 
