@@ -1,0 +1,108 @@
+"""CPU probe: can a tiny transformer learn to compare, from scratch, with the judge's training code?
+
+Three text-only yes/no tasks, no visuals, on the tiny judge (Qwen2.5-VL architecture, trained
+through unireward.train.sft exactly as train_reward trains it):
+  mention    "Description: <caption>. Is something red?"           first order: one word decides
+  equal      "First: <colour>. Second: <colour>. Same?"            the simplest comparison (36 inputs)
+  textmatch  "Caption: <caption>. Description: <near miss or same>. Same?"   what judging needs, as text
+and a control that trains a plain GPT-2 of the same size on `equal` (no chat template, loss on the
+answer only), to tell the model family apart from the task.
+
+usage: python comparison_probe.py {judge|gpt2} TASK STEPS LR [SIZE]
+prints one JSON line per 100 steps: held-out loss and accuracy on 128 examples.
+"""
+import json
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from unireward.judge.model import RewardModel
+from unireward.models.tiny import build_tiny_judge
+from unireward.synth import world as W
+from unireward.train import sft
+from unireward.train.data import SFTExample
+
+COLOURS = list(W.COLOURS)
+
+
+def question(task: str, rng: np.random.Generator) -> tuple[str, bool]:
+    if task == "mention":
+        text = W.caption(W.random_scene(rng))
+        return f"Description: {text}\nIs something red? Answer yes or no.", "red" in text
+    yes = bool(rng.random() < 0.5)
+    if task == "equal":
+        a = str(rng.choice(COLOURS))
+        b = a if yes else str(rng.choice([c for c in COLOURS if c != a]))
+        return f"First: {a}\nSecond: {b}\nSame? Answer yes or no.", yes
+    if task == "textmatch":
+        scene = W.random_scene(rng)
+        other = W.perturb(scene, 1, rng)[0]
+        return f"Caption: {W.caption(scene)}\nDescription: {W.caption(scene if yes else other)}\nSame? Answer yes or no.", yes
+    raise ValueError(f"unknown task {task!r}")
+
+
+def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> None:
+    torch.manual_seed(0)
+    rm = RewardModel(build_tiny_judge(tempfile.mkdtemp(), size=size), device="cpu")
+    tok = rm.tokenizer
+    yes_id, no_id = tok.encode("yes")[0], tok.encode("no")[0]
+    if arch == "judge":
+        model = rm.model
+
+        def forward(qs):  # the judge's own encoding: chat template, assistant target, sft.loss
+            exs = [SFTExample([{"role": "user", "content": [{"type": "text", "text": q}]}], [], "image",
+                              "yes" if y else "no", task) for q, y in qs]
+            batch = sft.collate(rm, [sft.encode(rm, e) for e in exs])
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            first = (batch["labels"] != -100).float().argmax(1)  # the answer token's position
+            return logits[torch.arange(len(qs)), first - 1]
+    elif arch == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        cfg = rm.model.config.text_config
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
+                                           n_head=cfg.num_attention_heads, n_positions=256))
+
+        def forward(qs):
+            ids = [tok.encode(q) for q, _ in qs]
+            width = max(map(len, ids))
+            x = torch.zeros(len(ids), width, dtype=torch.long)
+            mask = torch.zeros_like(x)
+            for r, i in enumerate(ids):
+                x[r, width - len(i):], mask[r, width - len(i):] = torch.tensor(i), 1
+            pos = (mask.cumsum(1) - 1).clamp(min=0)
+            return model(input_ids=x, attention_mask=mask, position_ids=pos).logits[:, -1]
+    else:
+        raise ValueError(f"unknown arch {arch!r}")
+
+    def loss_acc(qs):
+        logits = forward(qs)
+        target = torch.tensor([yes_id if y else no_id for _, y in qs])
+        said_yes = logits[:, yes_id] > logits[:, no_id]
+        right = said_yes == torch.tensor([y for _, y in qs])
+        return torch.nn.functional.cross_entropy(logits, target), right.float().mean().item()
+
+    rng, held_rng = np.random.default_rng(0), np.random.default_rng(123)
+    held = [question(task, held_rng) for _ in range(128)]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    model.train()
+    start = time.time()
+    for step in range(1, steps + 1):
+        loss, _ = loss_acc([question(task, rng) for _ in range(16)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0:
+            model.eval()
+            with torch.no_grad():
+                held_loss, acc = loss_acc(held)
+            model.train()
+            print(json.dumps(dict(arch=arch, task=task, step=step, held_loss=round(held_loss.item(), 4),
+                                  held_acc=round(acc, 3), seconds=round(time.time() - start))), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), *sys.argv[5:6])
