@@ -5,6 +5,8 @@ through unireward.train.sft exactly as train_reward trains it):
   mention    "Description: <caption>. Is something red?"           first order: one word decides
   equal      "First: <colour>. Second: <colour>. Same?"            the simplest comparison (36 inputs)
   textmatch  "Caption: <caption>. Description: <near miss or same>. Same?"   what judging needs, as text
+  equal+copy `equal`, with half of each training batch asking "Which was first/second?" instead
+             (a pointer task: it teaches attention where to look); evaluated on `equal`
 and a control that trains a plain GPT-2 of the same size on `equal` (no chat template, loss on the
 answer only), to tell the model family apart from the task.
 
@@ -28,7 +30,14 @@ from unireward.train.data import SFTExample
 COLOURS = list(W.COLOURS)
 
 
-def question(task: str, rng: np.random.Generator) -> tuple[str, bool]:
+def question(task: str, rng: np.random.Generator) -> tuple[str, bool | str]:
+    """A question and its answer: True/False for yes/no, or the word to answer."""
+    if task == "equal+copy":
+        if rng.random() < 0.5:
+            return question("equal", rng)
+        a, b = (str(c) for c in rng.choice(COLOURS, size=2))
+        second = bool(rng.random() < 0.5)
+        return f"First: {a}\nSecond: {b}\nWhich was {'second' if second else 'first'}?", b if second else a
     if task == "mention":
         text = W.caption(W.random_scene(rng))
         return f"Description: {text}\nIs something red? Answer yes or no.", "red" in text
@@ -54,7 +63,7 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
 
         def forward(qs):  # the judge's own encoding: chat template, assistant target, sft.loss
             exs = [SFTExample([{"role": "user", "content": [{"type": "text", "text": q}]}], [], "image",
-                              "yes" if y else "no", task) for q, y in qs]
+                              y if isinstance(y, str) else "yes" if y else "no", task) for q, y in qs]
             batch = sft.collate(rm, [sft.encode(rm, e) for e in exs])
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             first = (batch["labels"] != -100).float().argmax(1)  # the answer token's position
@@ -78,15 +87,18 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
     else:
         raise ValueError(f"unknown arch {arch!r}")
 
+    def answer_id(y):
+        return tok.encode(y)[0] if isinstance(y, str) else yes_id if y else no_id
+
     def loss_acc(qs):
         logits = forward(qs)
-        target = torch.tensor([yes_id if y else no_id for _, y in qs])
-        said_yes = logits[:, yes_id] > logits[:, no_id]
-        right = said_yes == torch.tensor([y for _, y in qs])
-        return torch.nn.functional.cross_entropy(logits, target), right.float().mean().item()
+        target = torch.tensor([answer_id(y) for _, y in qs])
+        said_yes = (logits[:, yes_id] > logits[:, no_id]).tolist()
+        right = [s == y for s, (_, y) in zip(said_yes, qs) if isinstance(y, bool)]  # yes/no questions only
+        return torch.nn.functional.cross_entropy(logits, target), float(np.mean(right)) if right else float("nan")
 
     rng, held_rng = np.random.default_rng(0), np.random.default_rng(123)
-    held = [question(task, held_rng) for _ in range(128)]
+    held = [question(task.removesuffix("+copy"), held_rng) for _ in range(128)]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model.train()
     start = time.time()
