@@ -53,6 +53,31 @@ def question(task: str, rng: np.random.Generator) -> tuple[str, bool | str]:
     raise ValueError(f"unknown task {task!r}")
 
 
+def text_example(text: str, answer: bool | str, task: str = "probe") -> SFTExample:
+    """A text-only question as the judge's SFT example: yes/no for a bool, else the word."""
+    target = answer if isinstance(answer, str) else "yes" if answer else "no"
+    return SFTExample([{"role": "user", "content": [{"type": "text", "text": text}]}], [], "image", target, task)
+
+
+def yes_no_accuracy(rm: RewardModel, examples: list[SFTExample], batch_size: int = 16) -> float:
+    """The share of yes/no examples whose answer token gets the right one of "yes" and "no"."""
+    yes_id, no_id = rm.tokenizer.encode("yes")[0], rm.tokenizer.encode("no")[0]
+    was_training = rm.model.training
+    rm.model.eval()
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i:i + batch_size]
+            batch = sft.collate(rm, [sft.encode(rm, e) for e in chunk])
+            logits = rm.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            first = (batch["labels"] != -100).float().argmax(1)  # the answer token's position
+            at = logits[torch.arange(len(chunk)), first - 1]
+            said = ["yes" if y > n else "no" for y, n in zip(at[:, yes_id].tolist(), at[:, no_id].tolist())]
+            right += sum(s == e.target for s, e in zip(said, chunk))
+    rm.model.train(was_training)
+    return right / len(examples)
+
+
 def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> None:
     torch.manual_seed(0)
     rm = RewardModel(build_tiny_judge(tempfile.mkdtemp(), size=size), device="cpu")
@@ -62,9 +87,7 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
         model = rm.model
 
         def forward(qs):  # the judge's own encoding: chat template, assistant target, sft.loss
-            exs = [SFTExample([{"role": "user", "content": [{"type": "text", "text": q}]}], [], "image",
-                              y if isinstance(y, str) else "yes" if y else "no", task) for q, y in qs]
-            batch = sft.collate(rm, [sft.encode(rm, e) for e in exs])
+            batch = sft.collate(rm, [sft.encode(rm, text_example(q, y, task)) for q, y in qs])
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             first = (batch["labels"] != -100).float().argmax(1)  # the answer token's position
             return logits[torch.arange(len(qs)), first - 1]

@@ -5,7 +5,7 @@ of each batch given to pointer tasks (full-target loss):
 usage: textmatch_pointer_probe.py MODEL_DIR {repeat|attribute} P_POINTER STEPS"""
 import sys, json, time, numpy as np, torch
 from unireward.judge.model import RewardModel
-from unireward.train.data import SFTExample
+from comparison_probe import text_example, yes_no_accuracy
 from unireward.train import sft
 from unireward.synth import world as W
 torch.manual_seed(0); torch.set_num_threads(2)
@@ -21,18 +21,10 @@ def ex(kind, rng):
         k = int(rng.integers(len(scene))); attr = str(rng.choice(["colour", "shape", "count", "position"]))
         g = scene[k]; t = {"colour": g.colour, "shape": g.shape, "count": W.NUMBER_WORD[g.count], "position": g.position}[attr]
         q = f"What {attr} has group {k + 1} in the {which}?"
-    return SFTExample([{"role": "user", "content": [{"type": "text", "text": f"Caption: {W.caption(x)}\nDescription: {W.caption(d)}\n{q}"}]}], [], "image", t, kind)
+    return text_example(f"Caption: {W.caption(x)}\nDescription: {W.caption(d)}\n{q}", t, kind)
 erng = np.random.default_rng(5); held = [ex("match", erng) for _ in range(128)]
-yes_id = rm.tokenizer.encode("yes")[0]; no_id = rm.tokenizer.encode("no")[0]
-def acc():
-    model.eval()
-    with torch.no_grad():
-        b = sft.collate(rm, [sft.encode(rm, e) for e in held]); out = model(**{k: v for k, v in b.items() if k != "labels"})
-        first = (b["labels"] != -100).float().argmax(1); lg = out.logits[torch.arange(len(held)), first - 1]
-        r = ((lg[:, yes_id] > lg[:, no_id]) == torch.tensor([e.target == "yes" for e in held])).float().mean().item()
-    model.train(); return r
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01); rng = np.random.default_rng(0); t0 = time.time()
 for s in range(1, steps + 1):
     kinds = [("first" if rng.random() < .5 else "second") if rng.random() < p_copy else "match" for _ in range(16)]
     b = sft.collate(rm, [sft.encode(rm, ex(k, rng)) for k in kinds]); loss = sft.loss(model, b); opt.zero_grad(); loss.backward(); opt.step()
-    if s % 100 == 0: print(json.dumps(dict(step=s, match_acc=acc(), s=round(time.time() - t0))), flush=True)
+    if s % 100 == 0: print(json.dumps(dict(step=s, match_acc=yes_no_accuracy(rm, held), s=round(time.time() - t0))), flush=True)
