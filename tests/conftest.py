@@ -25,13 +25,19 @@ S3_START_TIMEOUT_S = 60.0
 
 # every listener `weed mini` opens, each given its own free port so parallel runs never clash
 _PORT_FLAGS = (
-    "master.port", "master.port.grpc",
-    "volume.port", "volume.port.grpc",
-    "filer.port", "filer.port.grpc",
-    "s3.port", "s3.port.grpc",
-    "admin.port", "admin.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
     "webdav.port",
-    "s3.port.iceberg", "s3.port.lance",
+    "s3.port.iceberg",
+    "s3.port.lance",
     "debug.port",
 )
 
@@ -102,26 +108,41 @@ def s3_server():
 
     ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS))))
     # logs to stderr (our log file) and unix sockets inside workdir: nothing is left behind in /tmp
-    cmd = [str(weed), "-logtostderr", "mini", f"-dir={datadir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-master.telemetry=false",
-           f"-s3.localSocket={workdir / 's3.sock'}", f"-filer.localSocket={workdir / 'filer.sock'}"]
+    cmd = [
+        str(weed),
+        "-logtostderr",
+        "mini",
+        f"-dir={datadir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        f"-s3.localSocket={workdir / 's3.sock'}",
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+    ]
     cmd += [f"-{flag}={port}" for flag, port in ports.items()]
 
     env = dict(os.environ)
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(name, None)
-    env.update(AWS_ACCESS_KEY_ID=S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY, S3_BUCKET=S3_BUCKET,
-               TMPDIR=str(workdir))
+    env.update(
+        AWS_ACCESS_KEY_ID=S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY, S3_BUCKET=S3_BUCKET, TMPDIR=str(workdir)
+    )
 
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    server = S3Server(endpoint_url=f"http://127.0.0.1:{ports['s3.port']}", bucket=S3_BUCKET,
-                      access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY)
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = S3Server(
+        endpoint_url=f"http://127.0.0.1:{ports['s3.port']}",
+        bucket=S3_BUCKET,
+        access_key=S3_ACCESS_KEY,
+        secret_key=S3_SECRET_KEY,
+    )
     try:
         client = boto3.client(
-            "s3", endpoint_url=server.endpoint_url, aws_access_key_id=server.access_key,
-            aws_secret_access_key=server.secret_key, region_name=server.region,
+            "s3",
+            endpoint_url=server.endpoint_url,
+            aws_access_key_id=server.access_key,
+            aws_secret_access_key=server.secret_key,
+            region_name=server.region,
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
         )
         deadline = time.monotonic() + S3_START_TIMEOUT_S
@@ -133,11 +154,13 @@ def s3_server():
                 try:
                     client.head_bucket(Bucket=server.bucket)
                     break
-                except Exception as e:  # noqa: BLE001 - not ready yet (no bucket / identity / filer)
+                except Exception as e:
                     last_error = e
             if time.monotonic() > deadline:
-                pytest.fail(f"SeaweedFS S3 not ready after {S3_START_TIMEOUT_S:.0f}s "
-                            f"(last error: {last_error!r}):\n{_log_tail(log_path)}")
+                pytest.fail(
+                    f"SeaweedFS S3 not ready after {S3_START_TIMEOUT_S:.0f}s "
+                    f"(last error: {last_error!r}):\n{_log_tail(log_path)}"
+                )
             time.sleep(0.25)
         yield server
     finally:

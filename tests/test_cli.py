@@ -10,7 +10,6 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import unireward
@@ -41,7 +40,7 @@ def parse_json(stdout: str):
     lines = stdout.splitlines(keepends=True)
     starts = [k for k, line in enumerate(lines) if line.startswith("{")]
     assert starts, f"no JSON in output:\n{stdout}"
-    text = "".join(lines[starts[0]:])
+    text = "".join(lines[starts[0] :])
     obj, end = json.JSONDecoder().raw_decode(text)
     assert text[end:].strip() == "", f"trailing output after the JSON: {text[end:]!r}"
     return obj
@@ -80,10 +79,13 @@ def test_build_tiny_judge(runner, tmp_path):
     assert rm.model.config.model_type == "qwen2_5_vl"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "huge"], "unknown size 'huge'"),
-    (["--arch", "llama9"], "unknown judge architecture 'llama9'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "huge"], "unknown size 'huge'"),
+        (["--arch", "llama9"], "unknown judge architecture 'llama9'"),
+    ],
+)
 def test_build_tiny_judge_bad_option(runner, tmp_path, args, message):
     out = tmp_path / "judge"
     res = invoke(runner, ["models", "build-tiny", "--kind", "judge", "--out", out, *args])
@@ -111,8 +113,11 @@ def test_build_tiny_diffusers(runner, tmp_path, kind):
 
     from diffusers import StableDiffusionPipeline, TextToVideoSDPipeline, UNet2DConditionModel, UNet3DConditionModel
 
-    pipe_cls, unet_cls = ((StableDiffusionPipeline, UNet2DConditionModel) if kind == "t2i"
-                          else (TextToVideoSDPipeline, UNet3DConditionModel))
+    pipe_cls, unet_cls = (
+        (StableDiffusionPipeline, UNet2DConditionModel)
+        if kind == "t2i"
+        else (TextToVideoSDPipeline, UNet3DConditionModel)
+    )
     pipe = pipe_cls.from_pretrained(out)
     assert isinstance(pipe.unet, unet_cls)
     assert sum(p.numel() for p in pipe.unet.parameters()) == info["unet_parameters"]
@@ -122,9 +127,22 @@ def test_build_tiny_diffusers(runner, tmp_path, kind):
 def test_json_stdout_is_only_json(tmp_path):
     """A real process: `unireward models build-tiny` promises JSON on stdout (for scripts and jq)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "unireward.cli", "models", "build-tiny", "--kind", "judge", "--out",
-         str(tmp_path / "j"), "--size", "nano"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "unireward.cli",
+            "models",
+            "build-tiny",
+            "--kind",
+            "judge",
+            "--out",
+            str(tmp_path / "j"),
+            "--size",
+            "nano",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
@@ -143,8 +161,10 @@ def test_synth_one_task(runner, tmp_path):
     assert s["corrupted"] == 0
     assert Path(s["pools"]["image_generation"]).is_file()
     assert Path(s["items"]["image_generation"]).is_file()
-    assert sorted(p.name for p in out.glob("*.parquet")) == ["image_generation.items.parquet",
-                                                           "image_generation.pool.parquet"]
+    assert sorted(p.name for p in out.glob("*.parquet")) == [
+        "image_generation.items.parquet",
+        "image_generation.pool.parquet",
+    ]
     assert not (out / "media" / "image_understanding").exists()
 
     items, rows = read_items(s["items"]["image_generation"])
@@ -156,11 +176,14 @@ def test_synth_one_task(runner, tmp_path):
             assert Path(c).is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--candidates", "1"], "n_candidates >= 2"),
-    (["--n", "0"], "n >= 1"),
-    (["--task", "audio_generation"], "unknown task"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--candidates", "1"], "n_candidates >= 2"),
+        (["--n", "0"], "n >= 1"),
+        (["--task", "audio_generation"], "unknown task"),
+    ],
+)
 def test_synth_bad_args(runner, tmp_path, args, message):
     res = invoke(runner, ["synth", "--out", tmp_path / "w", "--n", "1", *args])
     assert res.exit_code == 2
@@ -177,8 +200,14 @@ def media(world):
     und, _ = read_items(world.items["image_understanding"])
     pair = next(it for it in gen if it.resolved_mode().value == "pair_rank")
     upair = next(it for it in und if it.resolved_mode().value == "pair_rank")
-    return dict(caption=pair.prompt, a=pair.candidates[0], b=pair.candidates[1],
-                question=upair.prompt, answers=list(upair.candidates), context=upair.context)
+    return dict(
+        caption=pair.prompt,
+        a=pair.candidates[0],
+        b=pair.candidates[1],
+        question=upair.prompt,
+        answers=list(upair.candidates),
+        context=upair.context,
+    )
 
 
 def judge_args(model, task="image_generation", prompt="one red circle on the left", **opts) -> list[str]:
@@ -221,8 +250,12 @@ def test_judge_pair_swap(runner, tiny_judge_dir, media):
 
 
 def test_judge_pair_generate(runner, tiny_judge_dir, media):
-    res = invoke(runner, judge_args(tiny_judge_dir, prompt=media["caption"], a=media["a"], b=media["b"],
-                                    method="generate", max_new_tokens=5))
+    res = invoke(
+        runner,
+        judge_args(
+            tiny_judge_dir, prompt=media["caption"], a=media["a"], b=media["b"], method="generate", max_new_tokens=5
+        ),
+    )
     assert res.exit_code == 0, res.output  # ok or unparsed: judged either way
     j = parse_json(res.stdout)
     assert j["method"] == "generate"
@@ -262,8 +295,12 @@ def test_judge_point_multi(runner, tiny_judge_dir, media):
 
 def test_judge_understanding_pair(runner, tiny_judge_dir, media):
     a, b = media["answers"]
-    res = invoke(runner, judge_args(tiny_judge_dir, task="image_understanding", prompt=media["question"],
-                                    a=a, b=b, context=media["context"]))
+    res = invoke(
+        runner,
+        judge_args(
+            tiny_judge_dir, task="image_understanding", prompt=media["question"], a=a, b=b, context=media["context"]
+        ),
+    )
     assert res.exit_code == 0, res.output
     j = parse_json(res.stdout)
     assert j["status"] == "ok"
@@ -274,8 +311,9 @@ def test_judge_understanding_pair(runner, tiny_judge_dir, media):
 
 
 def test_judge_llava_family(runner, tiny_judge_dir, media):
-    res = invoke(runner, judge_args(tiny_judge_dir, prompt=media["caption"], a=media["a"], b=media["b"],
-                                    family="llava"))
+    res = invoke(
+        runner, judge_args(tiny_judge_dir, prompt=media["caption"], a=media["a"], b=media["b"], family="llava")
+    )
     assert res.exit_code == 0, res.output
     j = parse_json(res.stdout)
     assert j["status"] == "ok"
@@ -301,8 +339,10 @@ def test_judge_unknown_task_is_invalid_input(runner, tiny_judge_dir, media):
 
 
 def test_judge_understanding_without_context_is_invalid_input(runner, tiny_judge_dir):
-    res = invoke(runner, judge_args(tiny_judge_dir, task="image_understanding", prompt="What colour?",
-                                    a="It is red.", b="It is blue."))
+    res = invoke(
+        runner,
+        judge_args(tiny_judge_dir, task="image_understanding", prompt="What colour?", a="It is red.", b="It is blue."),
+    )
     assert res.exit_code == 2
     j = parse_json(res.stdout)
     assert j["status"] == "invalid_input"
@@ -420,19 +460,20 @@ def test_protocols_overrides_missing_file(runner, tmp_path):
 # ------------------------------------------------------------------------------------ bench judge
 @pytest.mark.slow
 def test_bench_judge_json(runner):
-    res = invoke(runner, ["bench", "judge", "--json", "--size", "nano", "--pairs", "2", "--repeats", "1",
-                          "--batch-size", "2"])
+    res = invoke(
+        runner, ["bench", "judge", "--json", "--size", "nano", "--pairs", "2", "--repeats", "1", "--batch-size", "2"]
+    )
     assert res.exit_code == 0, res.output
     r = parse_json(res.stdout)
-    methods = {"seed_generate_short", "seed_generate_reasoning", "batched_generate", "logits"}
+    methods = {"one_at_a_time_short", "one_at_a_time_reasoning", "batched_generate", "logits"}
     assert set(r["pairs_per_s"]) == methods
-    assert set(r["speedup_vs_seed"]) == methods
+    assert set(r["speedup_vs_one_at_a_time"]) == methods
     assert all(isinstance(v, float) and v > 0 for v in r["pairs_per_s"].values())
-    s = r["speedup_logits_vs_seed"]
+    s = r["speedup_logits_vs_one_at_a_time"]
     assert isinstance(s, float) and s > 0
-    assert s == pytest.approx(r["pairs_per_s"]["logits"] / r["pairs_per_s"]["seed_generate_short"])
-    assert s == pytest.approx(r["speedup_vs_seed"]["logits"])
-    assert r["speedup_vs_seed"]["seed_generate_short"] == pytest.approx(1.0)
+    assert s == pytest.approx(r["pairs_per_s"]["logits"] / r["pairs_per_s"]["one_at_a_time_short"])
+    assert s == pytest.approx(r["speedup_vs_one_at_a_time"]["logits"])
+    assert r["speedup_vs_one_at_a_time"]["one_at_a_time_short"] == pytest.approx(1.0)
     setup = r["setup"]
     assert setup["parameters"] > 0
     assert (setup["n_pairs"], setup["batch_size"], setup["repeats"]) == (2, 2, 1)

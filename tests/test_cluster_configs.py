@@ -69,8 +69,9 @@ def test_rayservice_embeds_serve_config_verbatim():
     doc = load("rayservice.yaml")
     _check_cluster_spec(doc["spec"]["rayClusterConfig"], "rayservice.yaml")
     embedded = yaml.safe_load(doc["spec"]["serveConfigV2"])
-    assert embedded == yaml.safe_load((ROOT / "serve" / "reward.yaml").read_text()), \
+    assert embedded == yaml.safe_load((ROOT / "serve" / "reward.yaml").read_text()), (
         "cluster/rayservice.yaml's serveConfigV2 differs from serve/reward.yaml: copy the file in again"
+    )
     cfg, opts, http = local.app_and_options(embedded)  # the same validation as a local run
     assert http["host"] == "0.0.0.0" and opts["ray_actor_options"]["num_gpus"] == 1
     assert embedded["applications"][0]["import_path"] == "unireward.serve.app:build_app"
@@ -94,7 +95,7 @@ def _entrypoint_spec(entrypoint):
     sub_ctx = sub.make_context("run", argv[2:], parent=ctx)
     spec_path = sub_ctx.params["spec_path"]
     assert str(spec_path).startswith(IMAGE_ROOT), f"{spec_path}: use the image's copy of the recipes under /app"
-    local_path = ROOT / str(spec_path)[len(IMAGE_ROOT):]
+    local_path = ROOT / str(spec_path)[len(IMAGE_ROOT) :]
     assert local_path.exists(), f"{spec_path}: no such recipe in the repository"
     data = yaml.safe_load(local_path.read_text())
     return parse_spec(_apply_overrides(data, list(sub_ctx.params["set_"] or [])), str(local_path))
@@ -127,8 +128,11 @@ def test_cluster_launcher_config_is_valid_for_ray():
     jsonschema.validate(cfg, schema)
     types = cfg["available_node_types"]
     assert cfg["head_node_type"] in types
-    assert any(t["node_config"]["InstanceType"].startswith(("p", "g")) and t["max_workers"] > t["min_workers"]
-               for n, t in types.items() if n != cfg["head_node_type"])
+    assert any(
+        t["node_config"]["InstanceType"].startswith(("p", "g")) and t["max_workers"] > t["min_workers"]
+        for n, t in types.items()
+        if n != cfg["head_node_type"]
+    )
     assert cfg["docker"]["image"].endswith(":0.1.0-gpu")
     broken = copy.deepcopy(cfg)
     broken["available_node_types"]["gpu_worker"]["max_wrokers"] = 8
@@ -159,7 +163,12 @@ def _containers(doc):
 def test_readme_documents_the_cluster_commands():
     readme = (ROOT / "README.md").read_text()
     assert "## Running on a cluster" in readme
-    for needle in ("kubectl apply -f cluster/raycluster.yaml", "ray up cluster/aws.yaml", "unireward submit",
-                   "unireward jobs logs", "docker build -f cluster/Dockerfile"):
+    for needle in (
+        "kubectl apply -f cluster/raycluster.yaml",
+        "ray up cluster/aws.yaml",
+        "unireward submit",
+        "unireward jobs logs",
+        "docker build -f cluster/Dockerfile",
+    ):
         assert needle in readme, needle
     assert os.path.exists(ROOT / "cluster" / "README.md")

@@ -44,8 +44,16 @@ def test_configs_are_frozen():
 
 def test_parse_config_from_dict():
     c = parse_config(
-        {"model": "/ckpt", "family": "llava", "method": "generate", "swap": True, "dtype": "bfloat16",
-         "token_budget": 4096, "max_batch_size": 4, "media": {"fps": 2.5, "num_frames": 4, "max_pixels": 50176}},
+        {
+            "model": "/ckpt",
+            "family": "llava",
+            "method": "generate",
+            "swap": True,
+            "dtype": "bfloat16",
+            "token_budget": 4096,
+            "max_batch_size": 4,
+            "media": {"fps": 2.5, "num_frames": 4, "max_pixels": 50176},
+        },
         JudgeConfig,
     )
     assert isinstance(c, JudgeConfig)
@@ -110,8 +118,9 @@ def test_load_yaml(tmp_path):
     p = tmp_path / "judge.yaml"
     p.write_text("model: /ckpt/judge\nmethod: generate\nmax_new_tokens: 12\nmedia:\n  fps: 1.5\n  max_frames: 6\n")
     c = load_yaml(p, JudgeConfig)
-    assert c == JudgeConfig(model="/ckpt/judge", method="generate", max_new_tokens=12,
-                            media=MediaConfig(fps=1.5, max_frames=6))
+    assert c == JudgeConfig(
+        model="/ckpt/judge", method="generate", max_new_tokens=12, media=MediaConfig(fps=1.5, max_frames=6)
+    )
     assert load_yaml(str(p), JudgeConfig) == c  # a str path works too
 
 
@@ -153,15 +162,21 @@ def test_media_config_limits():
     lim = m.limits()
     assert isinstance(lim, MediaLimits)
     assert dataclasses.asdict(lim) == m.model_dump()
-    assert lim == MediaLimits(max_pixels=1000, max_decode_pixels=2000, max_bytes=3000, num_frames=5, fps=2.0,
-                              max_frames=7)
+    assert lim == MediaLimits(
+        max_pixels=1000, max_decode_pixels=2000, max_bytes=3000, num_frames=5, fps=2.0, max_frames=7
+    )
     # the defaults agree with MediaLimits' own
     assert MediaConfig().limits() == MediaLimits()
 
 
 def test_judge_config_build_judges_an_item(tiny_judge_dir, world):
-    cfg = JudgeConfig(model=str(tiny_judge_dir), max_new_tokens=4, token_budget=8192, max_batch_size=2,
-                      media=MediaConfig(max_pixels=64 * 64))
+    cfg = JudgeConfig(
+        model=str(tiny_judge_dir),
+        max_new_tokens=4,
+        token_budget=8192,
+        max_batch_size=2,
+        media=MediaConfig(max_pixels=64 * 64),
+    )
     rm = cfg.build()
     from unireward.judge.model import RewardModel
 

@@ -21,8 +21,16 @@ def _prefs(world, task):
         best, worst = cands[0], cands[-1]
         gen = task.endswith("generation")
         ref = (lambda c: schema.resolve_media(c["media"], base)) if gen else (lambda c: c["text"])
-        out.append(dict(prompt_id=r["prompt_id"], task=task, prompt=r["prompt"],
-                        context=schema.resolve_media(r["context"], base), chosen=ref(best), rejected=ref(worst)))
+        out.append(
+            dict(
+                prompt_id=r["prompt_id"],
+                task=task,
+                prompt=r["prompt"],
+                context=schema.resolve_media(r["context"], base),
+                chosen=ref(best),
+                rejected=ref(worst),
+            )
+        )
     return out
 
 
@@ -82,8 +90,16 @@ def test_trl_dpo_trainer_trains_on_the_export(world, tiny_judge_dir, tmp_path):
 
     info = export("trl", _prefs(world, "image_understanding"), str(tmp_path), MediaLimits())
     ds = load_dataset("parquet", data_files=info["files"]["image_understanding"]["path"], split="train")
-    cfg = DPOConfig(output_dir=str(tmp_path / "dpo"), per_device_train_batch_size=2, max_steps=2, max_length=None,
-                    use_cpu=True, report_to=[], save_strategy="no", logging_steps=1)
+    cfg = DPOConfig(
+        output_dir=str(tmp_path / "dpo"),
+        per_device_train_batch_size=2,
+        max_steps=2,
+        max_length=None,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+    )
     trainer = DPOTrainer(model=str(tiny_judge_dir), args=cfg, train_dataset=ds)
     out = trainer.train()
     assert out.global_step == 2

@@ -50,31 +50,57 @@ class Cluster:
         self.root = root
         self.gcs, self.dash = _port(), _port()
         self.address = f"http://127.0.0.1:{self.dash}"
-        self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-                        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+        self.env = dict(
+            os.environ,
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN=secrets.token_hex(32),
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            PYTHONUNBUFFERED="1",
+        )
         for k in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
             self.env.pop(k, None)
         self.procs: list[subprocess.Popen] = []
 
     def start_node(self, *args: str, log: str) -> None:
         out = open(self.root / log, "w")
-        self.procs.append(subprocess.Popen([str(BIN / "ray"), "start", "--block", "--num-cpus=2",
-                                            f"--dashboard-agent-listen-port={_port()}", *args],
-                                           env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "ray"),
+                    "start",
+                    "--block",
+                    "--num-cpus=2",
+                    f"--dashboard-agent-listen-port={_port()}",
+                    *args,
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
     def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run([str(BIN / "unireward"), *args], env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
+        r = subprocess.run(
+            [str(BIN / "unireward"), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check:
-            assert r.returncode == 0, f"unireward {' '.join(args)} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            assert r.returncode == 0, (
+                f"unireward {' '.join(args)} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+            )
         return r
 
     def alive_nodes(self) -> int:
-        code = ("import ray; ray.init(address='auto', logging_level='ERROR'); "
-                "print(sum(n['Alive'] for n in ray.nodes()))")
-        r = subprocess.run([sys.executable, "-c", code], env=dict(self.env, RAY_ADDRESS=f"127.0.0.1:{self.gcs}"),
-                           capture_output=True, text=True, timeout=120)
+        code = (
+            "import ray; ray.init(address='auto', logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            env=dict(self.env, RAY_ADDRESS=f"127.0.0.1:{self.gcs}"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return int(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else 0
 
     def wait_for(self, what, check, timeout: float = 120) -> None:
@@ -109,10 +135,20 @@ def cluster():
     root = Path(tempfile.mkdtemp(prefix="urc-", dir="/tmp"))  # short: Ray's socket paths have a length limit
     c = Cluster(root)
     try:
-        c.start_node("--head", f"--port={c.gcs}", f"--dashboard-port={c.dash}", "--dashboard-host=127.0.0.1",
-                     "--include-dashboard=true", f"--ray-client-server-port={_port()}", f"--temp-dir={root / 'ray'}",
-                     '--resources={"head_node": 1}', log="head.log")
-        c.wait_for("the head's Jobs API", lambda: c.cli("jobs", "list", "--address", c.address, check=False).returncode == 0)
+        c.start_node(
+            "--head",
+            f"--port={c.gcs}",
+            f"--dashboard-port={c.dash}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            f"--ray-client-server-port={_port()}",
+            f"--temp-dir={root / 'ray'}",
+            '--resources={"head_node": 1}',
+            log="head.log",
+        )
+        c.wait_for(
+            "the head's Jobs API", lambda: c.cli("jobs", "list", "--address", c.address, check=False).returncode == 0
+        )
         c.start_node(f"--address=127.0.0.1:{c.gcs}", '--resources={"judge_node": 2}', log="worker.log")
         c.wait_for("two alive nodes", lambda: c.alive_nodes() == 2)
         yield c
@@ -131,9 +167,14 @@ def _spec(tmp_path: Path, name: str, **fields) -> Path:
 
 def test_submit_follow_list_status_logs(cluster, tiny_judge_dir, world, tmp_path):
     out = tmp_path / "scores"
-    spec = _spec(tmp_path, "cluster-score", input=world.items["image_generation"], output=str(out),
-                 judge=dict(model=str(tiny_judge_dir), method="logits"),
-                 resources=dict(batch_size=4, cpus_per_actor=1, decode_cpus=1))
+    spec = _spec(
+        tmp_path,
+        "cluster-score",
+        input=world.items["image_generation"],
+        output=str(out),
+        judge=dict(model=str(tiny_judge_dir), method="logits"),
+        resources=dict(batch_size=4, cpus_per_actor=1, decode_cpus=1),
+    )
     r = cluster.cli("submit", str(spec), "--address", cluster.address, "--follow", "--set", "judge.swap=true")
     sid = r.stdout.splitlines()[0].strip()
     assert re.fullmatch(r"unireward-cluster-score-\d{8}-\d{6}-[0-9a-f]{4}", sid), r.stdout[:500]
@@ -158,8 +199,14 @@ def test_submit_follow_list_status_logs(cluster, tiny_judge_dir, world, tmp_path
 
 def test_errors_are_one_clear_line(cluster, tmp_path):
     before = len(json.loads(cluster.cli("jobs", "list", "--address", cluster.address, "--json").stdout))
-    bad = _spec(tmp_path, "bad", input="x.parquet", output=str(tmp_path / "o"), judge=dict(model="m"),
-                resources=dict(min_actors=3, max_actors=2))
+    bad = _spec(
+        tmp_path,
+        "bad",
+        input="x.parquet",
+        output=str(tmp_path / "o"),
+        judge=dict(model="m"),
+        resources=dict(min_actors=3, max_actors=2),
+    )
     r = cluster.cli("submit", str(bad), "--address", cluster.address, check=False)
     assert r.returncode == 2 and "max_actors (2) must be >= min_actors (3)" in r.stderr
     r = cluster.cli("submit", str(bad), "--address", cluster.address, "--env", "NOT_SET_ANYWHERE_42", check=False)
@@ -180,9 +227,14 @@ def big_world(tmp_path_factory):
 def test_stop_a_running_job_then_resume_it(cluster, tiny_judge_dir, big_world, tmp_path):
     out = tmp_path / "scores"
     # generate method and batches of 2: long enough to be stopped while it runs
-    spec = _spec(tmp_path, "stoppable", input=big_world.items["image_generation"], output=str(out),
-                 judge=dict(model=str(tiny_judge_dir), method="generate", max_new_tokens=16),
-                 resources=dict(batch_size=2, cpus_per_actor=1, decode_cpus=1, decode_batch_size=2))
+    spec = _spec(
+        tmp_path,
+        "stoppable",
+        input=big_world.items["image_generation"],
+        output=str(out),
+        judge=dict(model=str(tiny_judge_dir), method="generate", max_new_tokens=16),
+        resources=dict(batch_size=2, cpus_per_actor=1, decode_cpus=1, decode_batch_size=2),
+    )
     sid = cluster.cli("submit", str(spec), "--address", cluster.address).stdout.splitlines()[0].strip()
 
     def progressed():
@@ -203,10 +255,22 @@ def test_stop_a_running_job_then_resume_it(cluster, tiny_judge_dir, big_world, t
 
 def test_judge_pool_grows_from_min_to_max_on_the_second_node(cluster, tiny_judge_dir, big_world, tmp_path):
     out = tmp_path / "scores"
-    spec = _spec(tmp_path, "autoscaled", input=big_world.items["image_generation"], output=str(out),
-                 judge=dict(model=str(tiny_judge_dir), method="generate", max_new_tokens=16),
-                 resources=dict(min_actors=1, max_actors=2, cpus_per_actor=1, custom_resources={"judge_node": 1},
-                                batch_size=2, decode_cpus=1, decode_batch_size=2))
+    spec = _spec(
+        tmp_path,
+        "autoscaled",
+        input=big_world.items["image_generation"],
+        output=str(out),
+        judge=dict(model=str(tiny_judge_dir), method="generate", max_new_tokens=16),
+        resources=dict(
+            min_actors=1,
+            max_actors=2,
+            cpus_per_actor=1,
+            custom_resources={"judge_node": 1},
+            batch_size=2,
+            decode_cpus=1,
+            decode_batch_size=2,
+        ),
+    )
     cluster.cli("submit", str(spec), "--address", cluster.address, "--wait", timeout=600)
     run = json.loads((out / "report" / "summary.json").read_text())["run"]
     # started with one actor; under the backlog Ray Data added the second, which judged too. Both

@@ -61,11 +61,14 @@ def test_mse_shapes_must_match():
         per_sample_mse(torch.zeros(2, 3), torch.zeros(2, 4))
 
 
-@pytest.mark.parametrize("loss_type, expected", [
-    ("sigmoid", lambda h, b: -math.log(sig(b * h))),
-    ("ipo", lambda h, b: (h - 1 / (2 * b)) ** 2),
-    ("hinge", lambda h, b: max(0.0, 1 - b * h)),
-])
+@pytest.mark.parametrize(
+    "loss_type, expected",
+    [
+        ("sigmoid", lambda h, b: -math.log(sig(b * h))),
+        ("ipo", lambda h, b: (h - 1 / (2 * b)) ** 2),
+        ("hinge", lambda h, b: max(0.0, 1 - b * h)),
+    ],
+)
 def test_dpo_losses_equal_their_definitions(loss_type, expected):
     pc, pr = torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -3.0])
     rc, rr = torch.tensor([-11.0, -4.5]), torch.tensor([-11.5, -3.5])

@@ -152,8 +152,7 @@ def test_exif_orientation_is_applied():
 
 
 def test_exif_orientation_is_applied_to_pil_input():
-    src = Image.open(io.BytesIO(encode(Image.new("RGB", (30, 10), (0, 128, 0)), "JPEG",
-                                       exif=_orientation_exif(8))))
+    src = Image.open(io.BytesIO(encode(Image.new("RGB", (30, 10), (0, 128, 0)), "JPEG", exif=_orientation_exif(8))))
     assert load_image(src).size == (10, 30)
 
 
@@ -314,12 +313,15 @@ def test_http_url_is_unsupported(url: str):
     assert_code("unsupported", url)
 
 
-@pytest.mark.parametrize("uri", [
-    "data:image/png,iVBORw0KGgo=",  # no ;base64 marker
-    "data:image/png;base64",  # no ',' separator
-    "data:image/png;base64,@@@not-base64@@@",
-    "data:image/png;base64,abc",  # bad padding
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/png,iVBORw0KGgo=",  # no ;base64 marker
+        "data:image/png;base64",  # no ',' separator
+        "data:image/png;base64,@@@not-base64@@@",
+        "data:image/png;base64,abc",  # bad padding
+    ],
+)
 def test_bad_data_uri_is_invalid_uri(uri: str):
     assert_code("invalid_uri", uri)
 

@@ -13,8 +13,17 @@ from unireward.judge.types import Judgment, Status
 
 
 def J(status="ok", verdict=None, *, agreement=None, mass=None, score_norm=None, mode="pair_rank") -> Judgment:
-    return Judgment(item_id=None, task="image_generation", mode=mode, method="logits", status=Status(status),
-                    verdict=verdict, agreement=agreement, mass=mass, score_norm=score_norm)
+    return Judgment(
+        item_id=None,
+        task="image_generation",
+        mode=mode,
+        method="logits",
+        status=Status(status),
+        verdict=verdict,
+        agreement=agreement,
+        mass=mass,
+        score_norm=score_norm,
+    )
 
 
 # ------------------------------------------------------------------------------------ rankdata

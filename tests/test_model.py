@@ -33,8 +33,13 @@ def reference(rm: RewardModel, item: JudgeItem):
     if kind == "image":
         enc = rm.processor(text=[text], images=visuals, return_tensors="pt")
     else:
-        enc = rm.processor(text=[text], videos=[v.frames for v in visuals],
-                           video_metadata=[v.metadata() for v in visuals], do_sample_frames=False, return_tensors="pt")
+        enc = rm.processor(
+            text=[text],
+            videos=[v.frames for v in visuals],
+            video_metadata=[v.metadata() for v in visuals],
+            do_sample_frames=False,
+            return_tensors="pt",
+        )
     enc = dict(enc)
     tok = lambda s: list(rm.tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
 
@@ -50,7 +55,9 @@ def reference(rm: RewardModel, item: JudgeItem):
             logits = rm.model(**row).logits
         return logits[0, -1].float().softmax(-1)
 
-    answer_sets = [proto.verdict_options()] if proto.mode is Mode.PAIR_RANK else [proto.score_options(s) for s in proto.scales]
+    answer_sets = (
+        [proto.verdict_options()] if proto.mode is Mode.PAIR_RANK else [proto.score_options(s) for s in proto.scales]
+    )
     prefix: list[int] = []
     reads = []
     for opts in answer_sets:
@@ -81,7 +88,9 @@ def test_logits_equal_brute_force_reference(rm, world, task, mode):
     base_mode = "point_score" if mode == "point_multi" else mode
     items = _items(world, task, base_mode, limit=2)
     # a much longer prompt in the same batch: the others are left-padded
-    items.append(dataclasses.replace(items[0], prompt=items[0].prompt + " Look closely at every detail." * 6, id="long"))
+    items.append(
+        dataclasses.replace(items[0], prompt=items[0].prompt + " Look closely at every detail." * 6, id="long")
+    )
     if mode == "point_multi":
         items = [dataclasses.replace(it, mode=Mode.POINT_MULTI) for it in items]
     got = rm.judge(items, method="logits")
@@ -89,12 +98,12 @@ def test_logits_equal_brute_force_reference(rm, world, task, mode):
         assert j.status is Status.OK, j.reason
         ref = reference(rm, item)
         if mode == "pair_rank":
-            (probs, mass), = ref
+            ((probs, mass),) = ref
             assert j.probs == pytest.approx(probs, rel=1e-4, abs=1e-9)
             assert j.mass == pytest.approx(mass, rel=1e-3)
             assert j.verdict == max(probs, key=probs.get)
         elif mode == "point_score":
-            (probs, mass), = ref
+            ((probs, mass),) = ref
             assert j.distribution == pytest.approx(probs, rel=1e-4, abs=1e-9)
             assert j.score == pytest.approx(sum(float(k) * p for k, p in probs.items()), abs=1e-4)
             assert j.mass == pytest.approx(mass, rel=1e-3)
@@ -143,7 +152,9 @@ def test_batched_equals_one_by_one(tiny_judge_dir, world, method):
 
 def test_results_in_input_order_with_invalid_items_interleaved(rm, world, tmp_path):
     good = _items(world, "image_generation", limit=3) + _items(world, "video_understanding", limit=2)
-    missing = JudgeItem("image_generation", "a red circle", [str(tmp_path / "nope.png"), good[0].candidates[0]], id="missing")
+    missing = JudgeItem(
+        "image_generation", "a red circle", [str(tmp_path / "nope.png"), good[0].candidates[0]], id="missing"
+    )
     bad_task = JudgeItem("audio_generation", "x", ["a", "b"], id="bad-task")
     no_context = JudgeItem("image_understanding", "what?", ["a", "b"], id="no-context")
     garbage = tmp_path / "garbage.png"
@@ -237,7 +248,9 @@ def test_protocol_override_and_llava_family(tiny_judge_dir, world, tmp_path):
     rm_override = RewardModel(tiny_judge_dir, protocols=override)
     j2 = rm_override.judge([item])[0]
     assert set(j2.probs) == {"first", "second"}  # the override has no tie
-    assert j2.provenance["protocol_digest"] != rm_override.protocols.get("qwen", "image_generation", "point_score").digest
+    assert (
+        j2.provenance["protocol_digest"] != rm_override.protocols.get("qwen", "image_generation", "point_score").digest
+    )
     with pytest.raises(ValueError, match="unknown protocol family"):
         RewardModel(tiny_judge_dir, family="nope")
 
@@ -278,14 +291,18 @@ def test_other_architectures(arch, world, tmp_path):
 
     path = build_tiny_judge(tmp_path / arch, arch=arch, size="nano")
     model = RewardModel(path, max_new_tokens=4)
-    items = (_items(world, "image_generation", limit=2) + _items(world, "image_understanding", "point_score", limit=1)
-             + _items(world, "video_generation", limit=2) + _items(world, "video_understanding", limit=1))
+    items = (
+        _items(world, "image_generation", limit=2)
+        + _items(world, "image_understanding", "point_score", limit=1)
+        + _items(world, "video_generation", limit=2)
+        + _items(world, "video_understanding", limit=1)
+    )
     for method in ("logits", "generate"):
         out = model.judge(items, method=method, swap=True)
         assert all(j.status in (Status.OK, Status.UNPARSED) for j in out), [j.reason for j in out]
     # the cached multi-path reading (0-100 scale) and the one-forward pair reading agree with brute force
     for item in (items[0], items[2], items[4]):
         j = model.judge([item])[0]
-        (probs, _), = reference(model, item)
+        ((probs, _),) = reference(model, item)
         got = j.probs if j.probs is not None else j.distribution
         assert got == pytest.approx(probs, abs=1e-5)

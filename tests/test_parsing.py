@@ -410,7 +410,9 @@ def test_last_marker_out_of_scale_does_not_fall_back():
     assert_unparsed(p, "1-5")
 
 
-@pytest.mark.parametrize("text, score", [("Final Score: 85", 85.0), ("Final Score: 0", 0.0), ("Final Score: 100", 100.0)])
+@pytest.mark.parametrize(
+    "text, score", [("Final Score: 85", 85.0), ("Final Score: 0", 0.0), ("Final Score: 100", 100.0)]
+)
 def test_image_understanding_0_to_100(text, score):
     p = parse(text, proto("image_understanding", "point_score"))
     assert p.status is Status.OK and p.score == score

@@ -38,8 +38,15 @@ def cworld(tmp_path_factory):
 
 
 def curate_spec(judge_dir, world, task, output, **extra):
-    base = dict(kind="curate", name=f"t-{task}", input=world.pools[task], output=str(output),
-                judge=dict(model=str(judge_dir)), resources=dict(batch_size=1), max_error_fraction=0.5)
+    base = dict(
+        kind="curate",
+        name=f"t-{task}",
+        input=world.pools[task],
+        output=str(output),
+        judge=dict(model=str(judge_dir)),
+        resources=dict(batch_size=1),
+        max_error_fraction=0.5,
+    )
     for k, v in extra.items():
         base[k] = dict(base.get(k, {}), **v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
     return parse_spec(base)
@@ -58,7 +65,9 @@ def test_curate_all_tasks(ray_local, tiny_judge_dir, cworld, tmp_path):
         s = run_spec(curate_spec(tiny_judge_dir, cworld, task, out, judge=dict(swap=True)))
         assert s["prompts"] == 4 and s["run"]["processed"] == 4
         prompts = read_dir(out / "prompts")
-        assert sorted(p["prompt_id"] for p in prompts) == sorted(p["prompt_id"] for p in pq.read_table(cworld.pools[task]).to_pylist())
+        assert sorted(p["prompt_id"] for p in prompts) == sorted(
+            p["prompt_id"] for p in pq.read_table(cworld.pools[task]).to_pylist()
+        )
         assert {p["status"] for p in prompts} <= {"kept", "dropped", "excluded", "failed"}
         # the damaged file is an error record with its reason; nothing else is lost
         damaged = [c for c in cworld.corrupted if c["task"] == task]
@@ -95,12 +104,34 @@ def test_score_items(ray_local, tiny_judge_dir, cworld, tmp_path):
     src = tmp_path / "items.parquet"
     # media references stay relative to the world folder: write the table there
     src = Path(cworld.root) / "all.items.parquet"
-    schema.write_parquet(items + [dict(item_id="malformed", task="image_generation", mode="pair_rank", prompt=None,
-                                        context=None, candidates=None, label=None, gt_scores=None)],
-                         schema.ITEM_SCHEMA, str(src))
-    spec = parse_spec(dict(kind="score", name="score", input=str(src), output=str(tmp_path / "out"),
-                           judge=dict(model=str(tiny_judge_dir), swap=True), resources=dict(batch_size=8),
-                           max_error_fraction=0.5))
+    schema.write_parquet(
+        items
+        + [
+            dict(
+                item_id="malformed",
+                task="image_generation",
+                mode="pair_rank",
+                prompt=None,
+                context=None,
+                candidates=None,
+                label=None,
+                gt_scores=None,
+            )
+        ],
+        schema.ITEM_SCHEMA,
+        str(src),
+    )
+    spec = parse_spec(
+        dict(
+            kind="score",
+            name="score",
+            input=str(src),
+            output=str(tmp_path / "out"),
+            judge=dict(model=str(tiny_judge_dir), swap=True),
+            resources=dict(batch_size=8),
+            max_error_fraction=0.5,
+        )
+    )
     s = run_spec(spec)
     rows = read_dir(tmp_path / "out" / "judgments")
     assert len(rows) == len(items) + 1 and len({r["item_id"] for r in rows}) == len(rows)
@@ -115,11 +146,15 @@ def test_score_items(ray_local, tiny_judge_dir, cworld, tmp_path):
     # items touching a damaged file fail with the decoder's own reason
     damaged = {c["file"] for c in cworld.corrupted}
     by_id = {r["item_id"]: r for r in rows}
-    hit = [by_id[it["item_id"]] for it in items
-           if any(str(c).endswith(tuple(damaged)) for c in (it["candidates"] or []) + [it["context"] or ""])]
+    hit = [
+        by_id[it["item_id"]]
+        for it in items
+        if any(str(c).endswith(tuple(damaged)) for c in (it["candidates"] or []) + [it["context"] or ""])
+    ]
     assert hit and all(r["status"] == "invalid_input" for r in hit)
-    assert all(r["reason"].split(":")[0] in ("not_found", "empty", "decode_failed") for r in hit), \
-        [r["reason"] for r in hit]
+    assert all(r["reason"].split(":")[0] in ("not_found", "empty", "decode_failed") for r in hit), [
+        r["reason"] for r in hit
+    ]
 
 
 def _cli(args, **kw):
@@ -140,14 +175,25 @@ def _kill_session(sid: int) -> None:
 def test_resume_after_the_driver_is_killed(ray_local, tiny_judge_dir, tmp_path):
     world = generate_world(str(tmp_path / "w"), n=24, seed=4, n_candidates=4, tasks=("image_generation",))
     n = 24
-    spec = dict(kind="curate", name="resume", input=world.pools["image_generation"], output=str(tmp_path / "killed"),
-                judge=dict(model=str(tiny_judge_dir), swap=True), resources=dict(batch_size=1), max_error_fraction=0.5)
+    spec = dict(
+        kind="curate",
+        name="resume",
+        input=world.pools["image_generation"],
+        output=str(tmp_path / "killed"),
+        judge=dict(model=str(tiny_judge_dir), swap=True),
+        resources=dict(batch_size=1),
+        max_error_fraction=0.5,
+    )
     path = tmp_path / "spec.yaml"
     import yaml
 
     path.write_text(yaml.safe_dump(spec))
-    proc = subprocess.Popen([sys.executable, "-m", "unireward.cli", "run", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unireward.cli", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not glob.glob(str(tmp_path / "killed" / "_staging" / "*.parquet")):
         assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
@@ -206,15 +252,24 @@ def test_error_fraction_and_spec_mismatch(ray_local, tiny_judge_dir, cworld, tmp
         run_spec(curate_spec(tiny_judge_dir, cworld, "image_understanding", out, max_error_fraction=0.1))
     assert read_dir(out / "errors")  # the results are still written
     with pytest.raises(staging.SpecMismatch, match="select"):
-        run_spec(curate_spec(tiny_judge_dir, cworld, "image_understanding", out, max_error_fraction=0.1,
-                             select=dict(margin=0.2)))
+        run_spec(
+            curate_spec(
+                tiny_judge_dir, cworld, "image_understanding", out, max_error_fraction=0.1, select=dict(margin=0.2)
+            )
+        )
 
 
 def test_cli_exit_codes(tiny_judge_dir, cworld, tmp_path):
     import yaml
 
-    spec = dict(kind="curate", name="fail", input=cworld.pools["video_understanding"], output=str(tmp_path / "o"),
-                judge=dict(model=str(tiny_judge_dir)), max_error_fraction=0.0)
+    spec = dict(
+        kind="curate",
+        name="fail",
+        input=cworld.pools["video_understanding"],
+        output=str(tmp_path / "o"),
+        judge=dict(model=str(tiny_judge_dir)),
+        max_error_fraction=0.0,
+    )
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     res = _cli(["run", str(path)], timeout=300)
@@ -230,8 +285,16 @@ def test_cli_exit_codes(tiny_judge_dir, cworld, tmp_path):
 
 def test_curate_on_s3(ray_local, tiny_judge_dir, s3_env):
     world = generate_world(s3_env + "world", n=2, seed=5, n_candidates=4, tasks=("image_generation",))
-    spec = parse_spec(dict(kind="curate", name="s3", input=world.pools["image_generation"], output=s3_env + "out",
-                           judge=dict(model=str(tiny_judge_dir)), resources=dict(batch_size=2)))
+    spec = parse_spec(
+        dict(
+            kind="curate",
+            name="s3",
+            input=world.pools["image_generation"],
+            output=s3_env + "out",
+            judge=dict(model=str(tiny_judge_dir)),
+            resources=dict(batch_size=2),
+        )
+    )
     s = run_spec(spec)
     assert s["prompts"] == 2 and s["failed_prompts"] == 0
     assert staging.done_units(s3_env + "out", "prompt_id") == {"ig-00000", "ig-00001"}
@@ -239,8 +302,13 @@ def test_curate_on_s3(ray_local, tiny_judge_dir, s3_env):
 
 
 def test_a_job_that_cannot_fit_says_so(ray_local, tiny_judge_dir, cworld, tmp_path):
-    spec = curate_spec(tiny_judge_dir, cworld, "image_generation", tmp_path / "o",
-                       resources=dict(min_actors=2, max_actors=2, cpus_per_actor=1.0))
+    spec = curate_spec(
+        tiny_judge_dir,
+        cworld,
+        "image_generation",
+        tmp_path / "o",
+        resources=dict(min_actors=2, max_actors=2, cpus_per_actor=1.0),
+    )
     with pytest.raises(JobFailed, match="cannot start: it needs 3 CPUs"):  # 2 actors + 1 for reading
         run_spec(spec)
 
@@ -251,16 +319,35 @@ def test_generate_candidates(ray_local, tmp_path):
     t2i = build_tiny_t2i(tmp_path / "t2i")
     vlm = build_tiny_judge(tmp_path / "vlm", size="nano")
     world = generate_world(str(tmp_path / "w"), n=2, seed=2, tasks=("image_understanding",))
-    prompts = [dict(prompt_id=f"g{k}", task="image_generation", prompt=p, context=None, candidates=[], meta=None)
-               for k, p in enumerate(["a red circle on the left", "two blue squares"])]
+    prompts = [
+        dict(prompt_id=f"g{k}", task="image_generation", prompt=p, context=None, candidates=[], meta=None)
+        for k, p in enumerate(["a red circle on the left", "two blue squares"])
+    ]
     schema.write_parquet(prompts, schema.POOL_SCHEMA, str(tmp_path / "prompts.parquet"))
 
     def run(out, model, inp):
-        return run_spec(parse_spec(dict(
-            kind="curate", name="gen", input=str(inp), output=str(tmp_path / out), judge=dict(model=str(vlm)),
-            generate=dict(model=str(model), n=3, steps=2, height=32, width=32, max_new_tokens=8,
-                          resources=dict(cpus_per_actor=0.5, batch_size=1)),
-            resources=dict(cpus_per_actor=0.5, decode_cpus=0.5), max_error_fraction=1.0)))
+        return run_spec(
+            parse_spec(
+                dict(
+                    kind="curate",
+                    name="gen",
+                    input=str(inp),
+                    output=str(tmp_path / out),
+                    judge=dict(model=str(vlm)),
+                    generate=dict(
+                        model=str(model),
+                        n=3,
+                        steps=2,
+                        height=32,
+                        width=32,
+                        max_new_tokens=8,
+                        resources=dict(cpus_per_actor=0.5, batch_size=1),
+                    ),
+                    resources=dict(cpus_per_actor=0.5, decode_cpus=0.5),
+                    max_error_fraction=1.0,
+                )
+            )
+        )
 
     s1 = run("g1", t2i, tmp_path / "prompts.parquet")
     files = sorted((tmp_path / "g1" / "candidates" / "image_generation").rglob("*.png"))
@@ -274,11 +361,27 @@ def test_generate_candidates(ray_local, tmp_path):
     assert s3["prompts"] == 2 and s3["failed_prompts"] == 0
 
 
-@pytest.mark.parametrize("meta, reason", [("{not json", "not JSON"), ("[1, 2]", "JSON object"),
-                                          ('{"generate_error": "OOM"}', "OOM"), ("{}", None), (None, None)])
+@pytest.mark.parametrize(
+    "meta, reason",
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"generate_error": "OOM"}', "OOM"),
+        ("{}", None),
+        (None, None),
+    ],
+)
 def test_a_pool_rows_meta_is_read_or_its_row_fails_with_the_reason(meta, reason):
-    from unireward.pipelines.batch import pool_row
+    from unireward.curate.select import pool_row_from_record as pool_row
 
-    row = pool_row(dict(prompt_id="p", task="image_understanding", prompt="q", context=None, meta=meta,
-                        candidates=[dict(id="a", text="x"), dict(id="b", text="y")]))
+    row = pool_row(
+        dict(
+            prompt_id="p",
+            task="image_understanding",
+            prompt="q",
+            context=None,
+            meta=meta,
+            candidates=[dict(id="a", text="x"), dict(id="b", text="y")],
+        )
+    )
     assert (row.error is None) if reason is None else (reason in row.error)

@@ -59,21 +59,36 @@ def test_tiny_processor_centres_pixels_on_the_background(rm):
 def test_grounding_compares_matched_and_shuffled_visuals(rm):
     cfg = P.PretrainConfig(eval_examples=3, kinds={"caption": 1.0, "video_caption": 1.0})
     held = P.held_out(rm, cfg)
-    assert set(held) == {"caption", "video_caption", "caption/matched", "caption/shuffled",
-                         "video_caption/matched", "video_caption/shuffled"}
+    assert set(held) == {
+        "caption",
+        "video_caption",
+        "caption/matched",
+        "caption/shuffled",
+        "video_caption/matched",
+        "video_caption/shuffled",
+    }
     m, s = held["caption/matched"], held["caption/shuffled"]
     assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(m, s))  # same text...
     assert not torch.equal(m[0]["pixel_values"], s[0]["pixel_values"])  # ...other pictures
     assert torch.equal(m[1]["pixel_values"], s[0]["pixel_values"])
     out = P.evaluate(rm, held)
-    assert out["grounding/caption"] == pytest.approx(out["loss/caption/shuffled"] - out["loss/caption/matched"],
-                                                     abs=1e-3)
+    assert out["grounding/caption"] == pytest.approx(
+        out["loss/caption/shuffled"] - out["loss/caption/matched"], abs=1e-3
+    )
 
 
 @pytest.mark.slow
 def test_pretraining_lowers_the_held_out_loss_and_saves_a_loadable_checkpoint(tiny_judge_dir, tmp_path):
-    cfg = P.PretrainConfig(steps=12, batch_size=4, lr=3e-3, warmup_steps=2, eval_every=6, eval_examples=4,
-                           kinds={"caption": 1.0, "qa": 1.0, "video_qa": 1.0}, workers=1)
+    cfg = P.PretrainConfig(
+        steps=12,
+        batch_size=4,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_every=6,
+        eval_examples=4,
+        kinds={"caption": 1.0, "qa": 1.0, "video_qa": 1.0},
+        workers=1,
+    )
     logged = []
     summary = P.pretrain(tiny_judge_dir, tmp_path / "pre", cfg, device="cpu", log=logged.append)
     assert [r["step"] for r in logged] == [0, 6, 12]
@@ -105,5 +120,7 @@ def test_pretrain_cli_names_an_unusable_base(tmp_path):
     res = CliRunner().invoke(app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "not a checkpoint folder" in res.output
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
-    res = CliRunner().invoke(app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1"])
+    res = CliRunner().invoke(
+        app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1"]
+    )
     assert res.exit_code == 2 and "cannot pretrain" in res.output

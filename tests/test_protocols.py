@@ -34,9 +34,16 @@ def minimal_spec() -> dict:
                 "image_generation": {
                     "pair_rank": {
                         "template": "Caption: [{prompt}]",
-                        "verdicts": {"first": "Image 1 is better", "second": "Image 2 is better", "tie": "Both images are equally good"},
+                        "verdicts": {
+                            "first": "Image 1 is better",
+                            "second": "Image 2 is better",
+                            "tie": "Both images are equally good",
+                        },
                     },
-                    "point_score": {"template": "Caption: [{prompt}]", "score": {"marker": "Final Score:", "low": 1, "high": 5}},
+                    "point_score": {
+                        "template": "Caption: [{prompt}]",
+                        "score": {"marker": "Final Score:", "low": 1, "high": 5},
+                    },
                     "point_multi": {
                         "template": "Caption: [{prompt}]",
                         "dimensions": [
@@ -109,7 +116,9 @@ def test_get_accepts_strings_and_names_unknowns(reg):
 def test_ids_and_digests(reg):
     protos = list(reg)
     for p in protos:
-        assert re.fullmatch(r"[a-z0-9_]+/(image|video)_(generation|understanding)/(pair_rank|point_score|point_multi)", p.id)
+        assert re.fullmatch(
+            r"[a-z0-9_]+/(image|video)_(generation|understanding)/(pair_rank|point_score|point_multi)", p.id
+        )
         assert re.fullmatch(r"[0-9a-f]{12}", p.digest)
     assert len({p.id for p in protos}) == len(protos)
     assert len({p.digest for p in protos}) == len(protos)
@@ -120,7 +129,9 @@ def test_digest_depends_on_template_verdicts_scales_prefix(reg):
     p = reg.get("qwen", "video_understanding", "pair_rank")
     same = Protocol(p.family, p.task, p.mode, p.template, dict(p.verdicts), p.scales, p.answer_prefix)
     assert same.digest == p.digest
-    assert Protocol(p.family, p.task, p.mode, p.template + " ", p.verdicts, p.scales, p.answer_prefix).digest != p.digest
+    assert (
+        Protocol(p.family, p.task, p.mode, p.template + " ", p.verdicts, p.scales, p.answer_prefix).digest != p.digest
+    )
     assert Protocol(p.family, p.task, p.mode, p.template, p.verdicts, p.scales, "").digest != p.digest
     v = dict(p.verdicts, first="Answer 1 wins")
     assert Protocol(p.family, p.task, p.mode, p.template, v, p.scales, p.answer_prefix).digest != p.digest
@@ -314,7 +325,11 @@ def _override_mapping():
                 "image_generation": {
                     "pair_rank": {
                         "template": OVERRIDE_TEMPLATE,
-                        "verdicts": {"first": "Image 1 is better", "second": "Image 2 is better", "tie": "Both images are equally good"},
+                        "verdicts": {
+                            "first": "Image 1 is better",
+                            "second": "Image 2 is better",
+                            "tie": "Both images are equally good",
+                        },
                     }
                 }
             }
@@ -348,7 +363,7 @@ def test_with_overrides_yaml_file(reg, tmp_path):
         "  qwen:\n"
         "    image_generation:\n"
         "      pair_rank:\n"
-        f"        template: \"{OVERRIDE_TEMPLATE}\"\n"
+        f'        template: "{OVERRIDE_TEMPLATE}"\n'
         "        verdicts: {first: Image 1 is better, second: Image 2 is better, tie: Both images are equally good}\n",
         encoding="utf-8",
     )
@@ -624,7 +639,9 @@ def test_problem_never_raises_on_non_list_candidates(candidates):
 
 
 def test_swapped_reverses_candidates_and_keeps_the_rest():
-    item = JudgeItem("image_understanding", "Q?", ("first answer", "second answer"), context="img", id="x1", mode="pair_rank")
+    item = JudgeItem(
+        "image_understanding", "Q?", ("first answer", "second answer"), context="img", id="x1", mode="pair_rank"
+    )
     s = item.swapped()
     assert list(s.candidates) == ["second answer", "first answer"]
     assert (s.task, s.prompt, s.context, s.mode, s.id) == (item.task, item.prompt, item.context, item.mode, item.id)

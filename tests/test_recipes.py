@@ -16,8 +16,11 @@ def test_there_is_a_recipe_per_task_and_kind():
     specs = [load_spec(p) for p in RECIPES]
     assert {s.kind for s in specs} == {"curate", "score", "train_reward", "dpo"}
     assert {s.policy for s in specs if s.kind == "dpo"} == {"vlm", "diffusion_image", "diffusion_video"}
-    curated = {Path(s.input if isinstance(s.input, str) else s.input[0]).name.split(".")[0]
-               for s in specs if isinstance(s, CurateSpec)}
+    curated = {
+        Path(s.input if isinstance(s.input, str) else s.input[0]).name.split(".")[0]
+        for s in specs
+        if isinstance(s, CurateSpec)
+    }
     specs = [s for s in specs if s.kind in ("curate", "score")]
     assert curated == {"image_generation", "image_understanding", "video_generation", "video_understanding"}
     assert any(isinstance(s, ScoreSpec) for s in specs)
@@ -29,9 +32,23 @@ def test_there_is_a_recipe_per_task_and_kind():
 def test_the_scoring_recipe_runs(tiny_judge_dir, world, tmp_path):
     recipe = next(p for p in RECIPES if p.name == "score-items.yaml")
     res = subprocess.run(
-        [sys.executable, "-m", "unireward.cli", "run", str(recipe), "--set", f"judge.model={tiny_judge_dir}",
-         "--set", f"input={world.items['video_understanding']}", "--set", f"output={tmp_path / 'out'}"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "unireward.cli",
+            "run",
+            str(recipe),
+            "--set",
+            f"judge.model={tiny_judge_dir}",
+            "--set",
+            f"input={world.items['video_understanding']}",
+            "--set",
+            f"output={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
     assert out["run"]["processed"] == out["run"]["total"] > 0

@@ -44,15 +44,30 @@ def _pair(v):
         return Judgment(None, "image_generation", "pair_rank", "generate", Status.UNPARSED, reason="no verdict phrase")
     if v == "invalid":
         return Judgment(None, "image_generation", "pair_rank", "generate", Status.INVALID_INPUT, reason="not_found: x")
-    return Judgment(None, "image_generation", "pair_rank", "generate", Status.OK, verdict=v,
-                    provenance=dict(model="m", protocol="qwen/image_generation/pair_rank", method="generate"))
+    return Judgment(
+        None,
+        "image_generation",
+        "pair_rank",
+        "generate",
+        Status.OK,
+        verdict=v,
+        provenance=dict(model="m", protocol="qwen/image_generation/pair_rank", method="generate"),
+    )
 
 
 def _point(s):
     if s is None:
         return Judgment(None, "image_generation", "point_score", "generate", Status.UNPARSED, reason="no marker")
-    return Judgment(None, "image_generation", "point_score", "generate", Status.OK, score=s, score_norm=s,
-                    provenance=dict(model="m", protocol="qwen/image_generation/point_score", method="generate"))
+    return Judgment(
+        None,
+        "image_generation",
+        "point_score",
+        "generate",
+        Status.OK,
+        score=s,
+        score_norm=s,
+        provenance=dict(model="m", protocol="qwen/image_generation/point_score", method="generate"),
+    )
 
 
 def _row(n=4, pid="p1", task="image_generation", gts=None):
@@ -61,8 +76,10 @@ def _row(n=4, pid="p1", task="image_generation", gts=None):
 
 
 def test_pair_ranking_and_point_sifting():
-    judge = Script(pairs={("c0", "c1"): "first", ("c2", "c3"): "second", ("c0", "c2"): "first"},
-                   points={"c0": 0.9, "c1": 0.2, "c2": 0.1, "c3": 0.6})
+    judge = Script(
+        pairs={("c0", "c1"): "first", ("c2", "c3"): "second", ("c0", "c2"): "first"},
+        points={"c0": 0.9, "c1": 0.2, "c2": 0.1, "c3": 0.6},
+    )
     [res] = curate_batch([_row(gts=[1.0, 0.0, 0.0, 0.5])], judge, SelectConfig(), swap=False)
     assert res.status == "kept"
     [p] = res.preferences
@@ -78,14 +95,16 @@ def test_pair_ranking_and_point_sifting():
 
 def test_scores_are_numbers_not_strings():
     # "10" > "9" as numbers; the original compared strings and picked "9"
-    judge = Script(pairs={("c0", "c1"): "first", ("c2", "c3"): "first", ("c0", "c2"): "first"},
-                   points={"c0": 1.0, "c1": 0.0, "c2": 0.8889, "c3": 0.5})
+    judge = Script(
+        pairs={("c0", "c1"): "first", ("c2", "c3"): "first", ("c0", "c2"): "first"},
+        points={"c0": 1.0, "c1": 0.0, "c2": 0.8889, "c3": 0.5},
+    )
     [res] = curate_batch([_row()], judge, SelectConfig(), swap=False)
     assert res.preferences[0]["chosen_id"] == "c0"
 
 
 def test_margin_must_be_exceeded():
-    judge = Script(pairs={("c0", "c1"): "first", ("c0", "c1"): "first"}, points={"c0": 0.5, "c1": 0.4})
+    judge = Script(pairs={("c0", "c1"): "first"}, points={"c0": 0.5, "c1": 0.4})
     [res] = curate_batch([_row(n=2)], judge, SelectConfig(margin=0.1, confirm=False), swap=False)
     assert res.status == "dropped" and "margin" in res.reason
     [res] = curate_batch([_row(n=2)], judge, SelectConfig(margin=0.05, confirm=False), swap=False)
@@ -128,15 +147,17 @@ def test_exclude_prompt(verdict, setting):
 
 
 def test_unparsed_point_removes_the_candidate():
-    judge = Script(pairs={("c0", "c1"): "first", ("c2", "c3"): "first", ("c2", "c1"): "first"},
-                   points={"c0": None, "c1": 0.1, "c2": 0.7, "c3": 0.3})
+    judge = Script(
+        pairs={("c0", "c1"): "first", ("c2", "c3"): "first", ("c2", "c1"): "first"},
+        points={"c0": None, "c1": 0.1, "c2": 0.7, "c3": 0.3},
+    )
     [res] = curate_batch([_row()], judge, SelectConfig(), swap=False)
     assert res.preferences[0]["chosen_id"] == "c2"  # c0 won its pair but has no score
     assert any("point c0" in e["reason"] for e in res.errors)
 
 
 def test_confirmation_below_confidence_drops():
-    judge = Script(pairs={("c0", "c1"): "first", ("c0", "c1"): "first"}, points={"c0": 0.9, "c1": 0.1})
+    judge = Script(pairs={("c0", "c1"): "first"}, points={"c0": 0.9, "c1": 0.1})
     judge.pairs[("c0", "c1")] = "first"
     # the head-to-head confirmation disagrees: rejected wins
     calls = {"n": 0}
@@ -158,8 +179,14 @@ def test_broken_media_and_bad_rows_become_errors():
     broken.candidates[1].source = MediaError("decode_failed", "truncated png")
     no_cands = PoolRow("empty", "image_generation", "x", [])
     bad_task = PoolRow("bad", "audio", "x", _row().candidates)
-    und = PoolRow("und", "image_understanding", "q?", [Candidate("a", "A", "A"), Candidate("b", "B", "B")],
-                  context_ref="ctx.png", context=MediaError("not_found", "no such file: ctx.png"))
+    und = PoolRow(
+        "und",
+        "image_understanding",
+        "q?",
+        [Candidate("a", "A", "A"), Candidate("b", "B", "B")],
+        context_ref="ctx.png",
+        context=MediaError("not_found", "no such file: ctx.png"),
+    )
     pairs = {(f"c{a}", f"c{b}"): "first" for a in range(4) for b in range(4) if a != b}
     judge = Script(pairs=pairs, points={f"c{k}": 1 - k / 4 for k in range(4)})
     out = curate_batch([good, broken, no_cands, bad_task, und], judge, SelectConfig(), swap=False)
@@ -236,5 +263,13 @@ def test_a_generation_failure_is_the_recorded_reason():
     row.error = "RuntimeError: CUDA out of memory"
     [res] = curate_batch([row], Script(), SelectConfig(), swap=False)
     assert res.status == "failed" and "out of memory" in res.reason
-    assert res.errors == [dict(unit_id="p1", candidate_id=None, task="image_generation", stage="generate",
-                               status="error", reason="RuntimeError: CUDA out of memory")]
+    assert res.errors == [
+        dict(
+            unit_id="p1",
+            candidate_id=None,
+            task="image_generation",
+            stage="generate",
+            status="error",
+            reason="RuntimeError: CUDA out of memory",
+        )
+    ]

@@ -41,10 +41,20 @@ def endpoint(tiny_judge_dir):
     os.environ["UNIREWARD_TEST_TOKENS"] = f"other-token,{TOKEN}"
     metrics_port = _port()
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, _metrics_export_port=metrics_port)
-    url = local.start(args=dict(judge=dict(model=str(tiny_judge_dir)), port=_port(), require_auth=True,
-                                tokens_env="UNIREWARD_TEST_TOKENS", max_body_mb=1, max_images_per_request=6,
-                                max_items_per_request=8, max_pending=4, s3_buckets=["allowed-bucket"]),
-                      deployment=dict(ray_actor_options={"num_cpus": 0.5}))
+    url = local.start(
+        args=dict(
+            judge=dict(model=str(tiny_judge_dir)),
+            port=_port(),
+            require_auth=True,
+            tokens_env="UNIREWARD_TEST_TOKENS",
+            max_body_mb=1,
+            max_images_per_request=6,
+            max_items_per_request=8,
+            max_pending=4,
+            s3_buckets=["allowed-bucket"],
+        ),
+        deployment=dict(ray_actor_options={"num_cpus": 0.5}),
+    )
     yield dict(url=url, metrics=f"http://127.0.0.1:{metrics_port}/metrics", port=int(url.rsplit(":", 1)[1]))
     local.stop(shutdown=True)
     ray.shutdown()
@@ -124,13 +134,18 @@ def test_judge_all_kinds(endpoint, world):
     multi = post(endpoint, "/v1/judge", dict(point, mode="point_multi")).json()
     assert set(multi["dims"]) == {"alignment", "coherence", "style"}
     und = _media(world, "image_understanding")
-    r = post(endpoint, "/v1/judge", dict(task="image_understanding", prompt=und.prompt, candidates=und.candidates,
-                                         context=uri(und.context)))
+    r = post(
+        endpoint,
+        "/v1/judge",
+        dict(task="image_understanding", prompt=und.prompt, candidates=und.candidates, context=uri(und.context)),
+    )
     assert r.json()["status"] == "ok" and set(r.json()["probs"]) == {"first", "second"}
     vid = _media(world, "video_generation")
     mp4s = [uri(c, "video/mp4") for c in vid.candidates]
-    assert post(endpoint, "/v1/judge", dict(task="video_generation", prompt=vid.prompt,
-                                            candidates=mp4s)).json()["status"] == "ok"
+    assert (
+        post(endpoint, "/v1/judge", dict(task="video_generation", prompt=vid.prompt, candidates=mp4s)).json()["status"]
+        == "ok"
+    )
     frames = [to_data_uri(_png(f), "image/png") for f in load_video(vid.candidates[0]).frames[:3]]
     r = post(endpoint, "/v1/judge", dict(task="video_generation", prompt=vid.prompt, candidates=[frames, frames]))
     assert r.json()["status"] == "ok"
@@ -157,20 +172,26 @@ def test_batch_keeps_going_past_a_bad_item(endpoint, world):
 
 def test_error_codes(endpoint, world):
     body = pair_body(world)
-    assert_error(post(endpoint, "/v1/judge", dict(body, candidates=["/etc/passwd", body["candidates"][1]])), 400,
-                 "server paths are not accepted")
-    assert_error(post(endpoint, "/v1/judge", dict(body, candidates=["http://example.com/a.png"] * 2)), 400,
-                 "http(s) media is disabled")
-    assert_error(post(endpoint, "/v1/judge", dict(body, candidates=["s3://other/a.png"] * 2)), 400,
-                 "not allowed")
+    assert_error(
+        post(endpoint, "/v1/judge", dict(body, candidates=["/etc/passwd", body["candidates"][1]])),
+        400,
+        "server paths are not accepted",
+    )
+    assert_error(
+        post(endpoint, "/v1/judge", dict(body, candidates=["http://example.com/a.png"] * 2)),
+        400,
+        "http(s) media is disabled",
+    )
+    assert_error(post(endpoint, "/v1/judge", dict(body, candidates=["s3://other/a.png"] * 2)), 400, "not allowed")
     broken = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n broken").decode()
     assert_error(post(endpoint, "/v1/judge", dict(body, candidates=[broken, broken])), 400, "decode_failed")
     assert_error(post(endpoint, "/v1/judge", dict(body, task="audio")), 422, "task")
     assert_error(post(endpoint, "/v1/judge", dict(body, unexpected=1)), 422, "unexpected")
     assert_error(post(endpoint, "/v1/judge", dict(body, context=body["candidates"][0])), 400, "no context")
     frames = [body["candidates"][0]] * 7
-    assert_error(post(endpoint, "/v1/judge", dict(task="video_generation", prompt="x", candidates=[frames])), 400,
-                 "at most 6")
+    assert_error(
+        post(endpoint, "/v1/judge", dict(task="video_generation", prompt="x", candidates=[frames])), 400, "at most 6"
+    )
     big = dict(body, prompt="x" * 30_000, candidates=[body["candidates"][0] * 40] * 2)  # > 1 MB
     assert_error(post(endpoint, "/v1/judge", big), 413, "over")
     assert_error(post(endpoint, "/v1/judge", dict(body, timeout_s=1e-6)), 503, "timed out")
@@ -195,15 +216,25 @@ def test_openai_client(endpoint, world):
     img = uri(_media(world, "image_generation").candidates[0])
     client = openai.OpenAI(base_url=endpoint["url"] + "/v1", api_key=TOKEN)
     out = client.chat.completions.create(
-        model="UnifiedReward", max_tokens=6, temperature=0,
-        messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": img}},
-                                               {"type": "text", "text": "Rate this image. Final Score:"}]}],
+        model="UnifiedReward",
+        max_tokens=6,
+        temperature=0,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": img}},
+                    {"type": "text", "text": "Rate this image. Final Score:"},
+                ],
+            }
+        ],
         extra_body={"do_sample": False},  # the original client's field: ignored, as vLLM does
     )
     assert out.object == "chat.completion" and out.choices[0].message.role == "assistant"
     assert out.usage.completion_tokens <= 6 and out.usage.prompt_tokens > 0
-    again = client.chat.completions.create(model="UnifiedReward", max_tokens=6, temperature=0,
-                                           messages=[{"role": "user", "content": "Hello"}])
+    again = client.chat.completions.create(
+        model="UnifiedReward", max_tokens=6, temperature=0, messages=[{"role": "user", "content": "Hello"}]
+    )
     assert again.choices[0].finish_reason in ("stop", "length")
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="UnifiedReward", messages=[{"role": "user", "content": "x"}], n=2)
@@ -215,7 +246,9 @@ def test_clients(endpoint, world):
     items, _ = read_items(world.items["image_generation"])
     und, _ = read_items(world.items["image_understanding"])
     vid, _ = read_items(world.items["video_understanding"])
-    batch = items[:4] + und[:2] + vid[:1] + [JudgeItem("image_generation", "x", ["/no/such.png", items[0].candidates[0]])]
+    batch = (
+        items[:4] + und[:2] + vid[:1] + [JudgeItem("image_generation", "x", ["/no/such.png", items[0].candidates[0]])]
+    )
     with RewardClient(endpoint["url"], token=TOKEN, chunk_size=3, max_concurrency=2) as c:
         assert c.health() and c.models() == ["UnifiedReward"]
         one = c.judge(items[0], swap=True)
@@ -248,8 +281,12 @@ def test_metrics_are_exported(endpoint, world):
         if "ray_unireward_requests" in text and "ray_unireward_batch_size" in text:
             break
         time.sleep(1)
-    for name in ("ray_unireward_requests", "ray_unireward_request_latency_s", "ray_unireward_batch_size",
-                 "ray_unireward_judgments"):
+    for name in (
+        "ray_unireward_requests",
+        "ray_unireward_request_latency_s",
+        "ray_unireward_batch_size",
+        "ray_unireward_judgments",
+    ):
         assert name in text, name
 
 
@@ -257,16 +294,31 @@ def test_curate_with_a_served_judge(endpoint, world, tmp_path, monkeypatch):
     from unireward.pipelines.batch import run_spec
 
     monkeypatch.setenv("UNIREWARD_API_TOKEN", TOKEN)
-    spec = parse_spec(dict(kind="curate", name="remote", input=world.pools["image_understanding"],
-                           output=str(tmp_path / "out"), judge=dict(model="served", endpoint=endpoint["url"]),
-                           resources=dict(batch_size=2, cpus_per_actor=0.25, decode_cpus=0.25),
-                           max_error_fraction=0.5))
+    spec = parse_spec(
+        dict(
+            kind="curate",
+            name="remote",
+            input=world.pools["image_understanding"],
+            output=str(tmp_path / "out"),
+            judge=dict(model="served", endpoint=endpoint["url"]),
+            resources=dict(batch_size=2, cpus_per_actor=0.25, decode_cpus=0.25),
+            max_error_fraction=0.5,
+        )
+    )
     s = run_spec(spec)
     assert s["prompts"] == 2 and s["failed_prompts"] == 0
     rows = schema.read_parquet(str(tmp_path / "out" / "prompts" / "part-00000.parquet"))
     assert len(rows) == 2
-    prefs = [json.loads(p["provenance"]) for p in schema.read_parquet(
-        str(tmp_path / "out" / "preferences" / "task=image_understanding" / "part-00000.parquet"))] if s["preferences"] else []
+    prefs = (
+        [
+            json.loads(p["provenance"])
+            for p in schema.read_parquet(
+                str(tmp_path / "out" / "preferences" / "task=image_understanding" / "part-00000.parquet")
+            )
+        ]
+        if s["preferences"]
+        else []
+    )
     assert all(p["endpoint"] == endpoint["url"] for p in prefs)
 
 
@@ -281,6 +333,7 @@ def test_serve_config_file_is_valid():
     assert http == dict(host="0.0.0.0", port=8000) and opts["ray_actor_options"]["num_gpus"] == 1
     with pytest.raises(ValueError, match="UNIREWARD_API_TOKENS"):
         from unireward.serve.app import check_auth_config
+
         check_auth_config(cfg)
     # run locally: loopback unless a host is given, CPU replicas when there is no GPU
     cfg, opts, http = local.local_options(config, None, None, dict(CPU=2.0))
@@ -298,9 +351,24 @@ def test_unireward_serve_command(tiny_judge_dir):
     import time
 
     port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "unireward.cli", "serve", "--model", str(tiny_judge_dir), "--port",
-                             str(port), "--set", "max_batch_size=8"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "unireward.cli",
+            "serve",
+            "--model",
+            str(tiny_judge_dir),
+            "--port",
+            str(port),
+            "--set",
+            "max_batch_size=8",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline, ready = time.time() + 180, False
         while time.time() < deadline and proc.poll() is None:
@@ -333,9 +401,12 @@ def test_a_checkpoint_that_cannot_load_fails_the_start_with_its_reason(endpoint,
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     with pytest.raises(RuntimeError, match="failed to start: .*not a valid JSON file"):
-        local.start(args=dict(judge=dict(model=str(broken)), port=endpoint["port"]), name="broken",
-                    deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 0.25}),
-                    wait_s=150)
+        local.start(
+            args=dict(judge=dict(model=str(broken)), port=endpoint["port"]),
+            name="broken",
+            deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 0.25}),
+            wait_s=150,
+        )
     assert httpx.get(endpoint["url"] + "/healthz").status_code == 200  # the good app is untouched
 
 
@@ -343,7 +414,11 @@ def test_unireward_serve_without_a_model_here_fails_before_starting_anything():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "unireward.cli", "serve", "--port", str(_port())],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "unireward.cli", "serve", "--port", str(_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "not found on this machine: pass --model" in r.stderr
     assert "Started a local Ray" not in r.stderr

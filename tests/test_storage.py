@@ -104,9 +104,14 @@ def test_s3_object_is_visible_to_a_plain_s3_client(s3_env: str, s3_server):
 
     uri = storage.join(s3_env, "plain.txt")
     storage.write_bytes(uri, b"seen by boto3")
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id=s3_server.access_key,
-                          aws_secret_access_key=s3_server.secret_key, region_name=s3_server.region)
-    key = uri[len(f"s3://{s3_server.bucket}/"):]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
+    key = uri[len(f"s3://{s3_server.bucket}/") :]
     assert client.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read() == b"seen by boto3"
 
 

@@ -27,6 +27,8 @@ from unireward.synth import world as W
 
 BACKGROUND = np.array((235, 235, 235))
 PALETTE = {tuple(c) for c in W.COLOURS.values()} | {tuple(BACKGROUND)}
+
+
 def pack_rgb(arr: np.ndarray) -> np.ndarray:
     a = arr.reshape(-1, 3).astype(np.int64)
     return (a[:, 0] << 16) | (a[:, 1] << 8) | a[:, 2]
@@ -34,8 +36,12 @@ def pack_rgb(arr: np.ndarray) -> np.ndarray:
 
 PALETTE_CODES = set(pack_rgb(np.array(sorted(PALETTE))).tolist())
 WORD_NUMBER = {w: k for k, w in W.NUMBER_WORD.items()}
-EXPECTED_CODE = {"missing": "not_found", "zero_bytes": "empty", "truncated": "decode_failed",
-                 "garbage": "decode_failed"}
+EXPECTED_CODE = {
+    "missing": "not_found",
+    "zero_bytes": "empty",
+    "truncated": "decode_failed",
+    "garbage": "decode_failed",
+}
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -278,8 +284,9 @@ def test_perturb_changes_exactly_n_attributes():
         n_err = int(rng.integers(0, 4 * len(scene) + 1))
         out, kept = W.perturb(scene, n_err, rng)
         assert kept == 4 * len(scene) - n_err
-        changed = sum(getattr(g, a) != getattr(o, a) for g, o in zip(scene, out)
-                      for a in ("shape", "colour", "count", "position"))
+        changed = sum(
+            getattr(g, a) != getattr(o, a) for g, o in zip(scene, out) for a in ("shape", "colour", "count", "position")
+        )
         assert changed == n_err
         for g in out:
             assert g.shape in W.SHAPES and g.colour in W.COLOURS and g.count in (1, 2, 3) and g.position in W.POSITIONS
@@ -326,8 +333,12 @@ def test_video_generation_ground_truth_matches_the_candidates():
         for c in p.row["candidates"]:
             assert 0.0 <= c["gt_score"] <= 1.0
             # 0.75 * kept / 5 + 0.25 * quality
-            decoded = [(k, lv) for k in range(6) for lv, (q, _, _) in enumerate(W.QUALITY_LEVELS)
-                       if round(0.75 * k / 5 + 0.25 * q, 6) == c["gt_score"]]
+            decoded = [
+                (k, lv)
+                for k in range(6)
+                for lv, (q, _, _) in enumerate(W.QUALITY_LEVELS)
+                if round(0.75 * k / 5 + 0.25 * q, 6) == c["gt_score"]
+            ]
             assert len(decoded) == 1, c
             if c["gt_score"] == 1.0:
                 assert p.files[c["media"]] == reference
@@ -469,7 +480,7 @@ def test_image_understanding_answers_are_correct_for_the_scene():
             assert all(re.fullmatch(r"It is a (\w+)\.", w)[1] != g.shape for w in wrong)
         # the half-right answer is the right one plus a false claim about a colour not in the scene
         assert partial.startswith(correct + " ")
-        extra = re.fullmatch(r"There is also an? (\w+) (\w+) in the picture\.", partial[len(correct) + 1:])
+        extra = re.fullmatch(r"There is also an? (\w+) (\w+) in the picture\.", partial[len(correct) + 1 :])
         assert extra, partial
         assert extra[1] in W.COLOURS and all(g.colour != extra[1] for g in scene)
     assert kinds == {"count", "colour", "position", "shape"}
@@ -517,8 +528,10 @@ def test_understanding_gives_n_answers(n):
 
 
 # ----------------------------------------------------------------------------------- rendering
-@pytest.mark.parametrize("position,third", [("left", (0, None)), ("right", (2, None)), ("top", (None, 0)),
-                                            ("bottom", (None, 2)), ("center", (1, 1))])
+@pytest.mark.parametrize(
+    "position,third",
+    [("left", (0, None)), ("right", (2, None)), ("top", (None, 0)), ("bottom", (None, 2)), ("center", (1, 1))],
+)
 def test_render_scene_places_the_group_in_its_third(position, third):
     size = W.IMAGE_SIZE
     arr = np.asarray(W.render_scene([W.Group("circle", "red", 1, position)]))
@@ -540,13 +553,18 @@ def test_single_red_circle_on_the_left():
     red = colour_mask(arr, "red")
     third = W.IMAGE_SIZE // 3
     assert red[:, :third].sum() > 100
-    assert red[:, third + 1:].sum() == 0
+    assert red[:, third + 1 :].sum() == 0
     assert colour_mask(arr, "blue").sum() == 0
 
 
 # the part of the canvas each position phrase names: (x0, y0, x1, y1) as fractions
-THIRDS = {"left": (0, 0, 1 / 3, 1), "right": (2 / 3, 0, 1, 1), "top": (0, 0, 1, 1 / 3), "bottom": (0, 2 / 3, 1, 1),
-          "center": (1 / 3, 1 / 3, 2 / 3, 2 / 3)}
+THIRDS = {
+    "left": (0, 0, 1 / 3, 1),
+    "right": (2 / 3, 0, 1, 1),
+    "top": (0, 0, 1, 1 / 3),
+    "bottom": (0, 2 / 3, 1, 1),
+    "center": (1 / 3, 1 / 3, 2 / 3, 2 / 3),
+}
 
 
 def test_render_scene_draws_each_group_in_its_colour():
@@ -581,8 +599,17 @@ def group_mask(g: W.Group) -> np.ndarray:
     return foreground(np.asarray(W.render_scene([g])))
 
 
-@pytest.mark.parametrize("a,b", [("left", "right"), ("top", "bottom"), ("left", "center"), ("right", "center"),
-                                 ("top", "center"), ("bottom", "center")])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        ("left", "right"),
+        ("top", "bottom"),
+        ("left", "center"),
+        ("right", "center"),
+        ("top", "center"),
+        ("bottom", "center"),
+    ],
+)
 def test_groups_at_opposite_positions_never_overlap(a, b):
     for ca in (1, 2, 3):
         for cb in (1, 2, 3):
@@ -597,8 +624,9 @@ def test_groups_at_perpendicular_positions_never_overlap(a, b):
     rng = np.random.default_rng(0)
     reachable = False
     for _ in range(200):
-        out, _ = W.perturb([W.Group("circle", "red", 3, a), W.Group("square", "blue", 3, "right" if a == "left" else "left")],
-                           1, rng)
+        out, _ = W.perturb(
+            [W.Group("circle", "red", 3, a), W.Group("square", "blue", 3, "right" if a == "left" else "left")], 1, rng
+        )
         reachable |= {g.position for g in out} == {a, b}
     assert reachable, "perturb should be able to produce this pair of positions"
     overlap = group_mask(scene[0]) & group_mask(scene[1])
@@ -671,7 +699,7 @@ def test_flicker_perturbs_frames_but_not_the_motion():
 # ----------------------------------------------------------------------------------- video files
 def test_world_videos_decode_to_eight_frames(world):
     n = 0
-    for rel, data in media_tree(world.root).items():
+    for rel in media_tree(world.root):
         if rel.endswith(".mp4"):
             v = load_video(str(Path(world.root) / rel))
             assert len(v.frames) == 8 and v.total_frames == W.VIDEO_FRAMES
@@ -754,8 +782,9 @@ def test_damaged_files_fail_with_the_right_code_and_others_load(damaged):
 
 
 def test_corrupt_is_capped_by_the_number_of_files(tmp_path):
-    s = W.generate_world(str(tmp_path / "w"), n=1, seed=0, n_candidates=2, corrupt=9,
-                         tasks=("image_understanding", "image_generation"))
+    s = W.generate_world(
+        str(tmp_path / "w"), n=1, seed=0, n_candidates=2, corrupt=9, tasks=("image_understanding", "image_generation")
+    )
     per_task = {t: [c for c in s.corrupted if c["task"] == t] for t in s.pools}
     assert len(per_task["image_understanding"]) == 1 and len(per_task["image_generation"]) == 2
 
@@ -774,8 +803,17 @@ def test_corrupt_bytes():
 
 
 # ----------------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("kwargs", [dict(n=0), dict(n=-3), dict(n_candidates=1), dict(n_candidates=0),
-                                    dict(tasks=("image_generation", "sound_generation")), dict(tasks=("nope",))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n=0),
+        dict(n=-3),
+        dict(n_candidates=1),
+        dict(n_candidates=0),
+        dict(tasks=("image_generation", "sound_generation")),
+        dict(tasks=("nope",)),
+    ],
+)
 def test_generate_world_validates_arguments(tmp_path, kwargs):
     out = tmp_path / "w"
     with pytest.raises(ValueError):
@@ -785,8 +823,14 @@ def test_generate_world_validates_arguments(tmp_path, kwargs):
 
 def test_generate_world_subset_of_tasks_and_progress(tmp_path):
     calls = []
-    s = W.generate_world(str(tmp_path / "w"), n=3, seed=1, n_candidates=3, tasks=("image_understanding",),
-                         progress=lambda t, i, n: calls.append((t, i, n)))
+    s = W.generate_world(
+        str(tmp_path / "w"),
+        n=3,
+        seed=1,
+        n_candidates=3,
+        tasks=("image_understanding",),
+        progress=lambda t, i, n: calls.append((t, i, n)),
+    )
     assert list(s.pools) == ["image_understanding"] and list(s.items) == ["image_understanding"]
     assert calls == [("image_understanding", i, 3) for i in (1, 2, 3)]
     assert sorted(os.listdir(tmp_path / "w" / "media")) == ["image_understanding"]

@@ -16,18 +16,28 @@ import pytest
 from PIL import Image
 
 from unireward.models import tiny
-from unireward.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tiny, build_tiny_judge, build_tiny_t2i, build_tiny_t2v
+from unireward.models.tiny import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    build_tiny,
+    build_tiny_judge,
+    build_tiny_t2i,
+    build_tiny_t2v,
+)
 
 ARCHS = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")
-MODEL_CLASS = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration",
-               "qwen3_vl": "Qwen3VLForConditionalGeneration"}
+MODEL_CLASS = {
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen3_vl": "Qwen3VLForConditionalGeneration",
+}
 PROCESSOR_CLASS = {"qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen2_vl": "Qwen2VLProcessor", "qwen3_vl": "Qwen3VLProcessor"}
 DEFAULT_SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 VIDEO_META = dict(total_num_frames=8, fps=8.0, frames_indices=list(range(8)))
 
 
 # ------------------------------------------------------------------------------------- helpers
-def tensors(folder: Path) -> dict[str, "object"]:
+def tensors(folder: Path) -> dict[str, object]:
     """Every tensor of every safetensors file under ``folder``, keyed by relative file and name."""
     from safetensors.torch import load_file
 
@@ -102,8 +112,16 @@ def tok(loaded):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_judge_folder_loads_through_the_auto_classes(arch, judge_dirs, loaded):
     folder = judge_dirs[arch]
-    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "chat_template.jinja", "unireward_tiny.json", "README.md"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "unireward_tiny.json",
+        "README.md",
+    ):
         assert (folder / name).is_file(), name
     assert json.loads((folder / "config.json").read_text())["model_type"] == arch
     processor, model, info = loaded[arch]
@@ -147,8 +165,10 @@ def test_judge_forward_on_an_image_prompt(arch, loaded):
     tok = processor.tokenizer
     messages = user({"type": "image"}, {"type": "text", "text": "Rate this image. Final Score:"})
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    assert text == (DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
-                    "Rate this image. Final Score:<|im_end|>\n<|im_start|>assistant\n")
+    assert text == (
+        DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>"
+        "Rate this image. Final Score:<|im_end|>\n<|im_start|>assistant\n"
+    )
     enc = processor(text=[text], images=[image(0)], return_tensors="pt")
     ids = enc["input_ids"][0]
     n_pad = int((ids == tok.convert_tokens_to_ids("<|image_pad|>")).sum())
@@ -173,8 +193,11 @@ def test_judge_generate(arch, loaded):
     import torch
 
     processor, model, _ = loaded[arch]
-    text = processor.apply_chat_template(user({"type": "image"}, {"type": "text", "text": "Which is better?"}),
-                                         add_generation_prompt=True, tokenize=False)
+    text = processor.apply_chat_template(
+        user({"type": "image"}, {"type": "text", "text": "Which is better?"}),
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     enc = processor(text=[text], images=[image(2)], return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=4)
@@ -195,8 +218,9 @@ def test_judge_forward_on_a_video_prompt(arch, loaded):
     messages = user({"type": "video"}, {"type": "text", "text": "Does the circle move left?"})
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert "<|vision_start|><|video_pad|><|vision_end|>Does the circle move left?<|im_end|>" in text
-    enc = processor(text=[text], videos=[frames(0)], video_metadata=[dict(VIDEO_META)], do_sample_frames=False,
-                    return_tensors="pt")
+    enc = processor(
+        text=[text], videos=[frames(0)], video_metadata=[dict(VIDEO_META)], do_sample_frames=False, return_tensors="pt"
+    )
     ids = enc["input_ids"][0]
     grid = enc["video_grid_thw"]
     assert grid.shape == (1, 3) and int(grid[0, 0]) == 8 // 2  # temporal patches of 2 frames
@@ -210,8 +234,9 @@ def test_judge_forward_on_a_video_prompt(arch, loaded):
     assert torch.isfinite(logits).all()
     assert out.shape[1] > ids.shape[0]
     # the frames reach the model
-    enc2 = processor(text=[text], videos=[frames(1)], video_metadata=[dict(VIDEO_META)], do_sample_frames=False,
-                     return_tensors="pt")
+    enc2 = processor(
+        text=[text], videos=[frames(1)], video_metadata=[dict(VIDEO_META)], do_sample_frames=False, return_tensors="pt"
+    )
     with torch.no_grad():
         logits2 = model(**enc2).logits
     assert not torch.allclose(logits[0, -1], logits2[0, -1])
@@ -244,31 +269,40 @@ def test_chat_template_renders_exactly(loaded, tok):
     processor = loaded["qwen2_5_vl"][0]
     assert processor.chat_template == CHAT_TEMPLATE
     messages = user({"type": "image"}, {"type": "text", "text": "Is it red?"})
-    expected = (DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Is it red?<|im_end|>\n")
+    expected = DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Is it red?<|im_end|>\n"
     for render in (processor.apply_chat_template, tok.apply_chat_template):
         assert render(messages, add_generation_prompt=True, tokenize=False) == expected + "<|im_start|>assistant\n"
         assert render(messages, add_generation_prompt=False, tokenize=False) == expected
     # images in other spellings, two visuals in order, and a video
-    two = user({"type": "image", "image": "a.png"}, {"type": "image_url", "image_url": "b.png"},
-               {"type": "text", "text": "Which?"})
+    two = user(
+        {"type": "image", "image": "a.png"},
+        {"type": "image_url", "image_url": "b.png"},
+        {"type": "text", "text": "Which?"},
+    )
     assert processor.apply_chat_template(two, tokenize=False) == (
-        DEFAULT_SYSTEM + "<|im_start|>user\n" + "<|vision_start|><|image_pad|><|vision_end|>" * 2 + "Which?<|im_end|>\n")
+        DEFAULT_SYSTEM + "<|im_start|>user\n" + "<|vision_start|><|image_pad|><|vision_end|>" * 2 + "Which?<|im_end|>\n"
+    )
     vid = user({"type": "video"}, {"type": "text", "text": "Moving?"})
     assert processor.apply_chat_template(vid, tokenize=False) == (
-        DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Moving?<|im_end|>\n")
+        DEFAULT_SYSTEM + "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Moving?<|im_end|>\n"
+    )
 
 
 def test_chat_template_string_content_and_system_message(tok):
     plain = [{"role": "user", "content": "hello"}]
     assert tok.apply_chat_template(plain, add_generation_prompt=True, tokenize=False) == (
-        DEFAULT_SYSTEM + "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")
+        DEFAULT_SYSTEM + "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    )
     with_system = [{"role": "system", "content": "Be strict."}, {"role": "user", "content": "hello"}]
     text = tok.apply_chat_template(with_system, add_generation_prompt=True, tokenize=False)
-    assert text == "<|im_start|>system\nBe strict.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        text == "<|im_start|>system\nBe strict.<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert "helpful assistant" not in text
     turns = plain + [{"role": "assistant", "content": "Final Score: 7"}]
     assert tok.apply_chat_template(turns, tokenize=False) == (
-        DEFAULT_SYSTEM + "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\nFinal Score: 7<|im_end|>\n")
+        DEFAULT_SYSTEM + "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\nFinal Score: 7<|im_end|>\n"
+    )
     ids = tok.apply_chat_template(plain, add_generation_prompt=True, tokenize=True)
     ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
     assert tok.decode(ids) == DEFAULT_SYSTEM + "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
@@ -281,11 +315,11 @@ def test_digits_tokenize_one_by_one(tok):
     assert ids[-2:] == [digit["1"], digit["0"]]
     assert tok.decode(ids) == "Final Score: 10"
     ids = tok.encode("Score: 100 and 7", add_special_tokens=False)
-    assert [digit["1"], digit["0"], digit["0"]] == ids[ids.index(digit["1"]):ids.index(digit["1"]) + 3]
+    assert [digit["1"], digit["0"], digit["0"]] == ids[ids.index(digit["1"]) : ids.index(digit["1"]) + 3]
     assert ids[-1] == digit["7"]
     for number in ("42", "2024", "99"):
         pieces = tok.encode(f"Final Score: {number}", add_special_tokens=False)
-        assert pieces[-len(number):] == [digit[c] for c in number]
+        assert pieces[-len(number) :] == [digit[c] for c in number]
 
 
 def test_verdict_phrases_differ_in_one_token(tok):
@@ -367,8 +401,14 @@ def test_t2i_pipeline_loads_and_generates(t2i_dirs):
     assert isinstance(pipe.unet, UNet2DConditionModel)
     assert isinstance(pipe.vae, AutoencoderKL)
     assert isinstance(pipe.text_encoder, CLIPTextModel)
-    out = pipe("two red circles on the left", num_inference_steps=2, height=32, width=32, output_type="np",
-               generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        "two red circles on the left",
+        num_inference_steps=2,
+        height=32,
+        width=32,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    )
     images = out.images
     assert isinstance(images, np.ndarray) and images.shape == (1, 32, 32, 3)
     assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0
@@ -401,8 +441,15 @@ def test_t2v_pipeline_loads_and_generates(tmp_path):
     assert (folder / "README.md").is_file() and (folder / "unireward_tiny.json").is_file()
     pipe = TextToVideoSDPipeline.from_pretrained(folder)
     assert isinstance(pipe.unet, UNet3DConditionModel)
-    out = pipe("a red circle moving left slowly", num_frames=4, height=32, width=32, num_inference_steps=2,
-               output_type="np", generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        "a red circle moving left slowly",
+        num_frames=4,
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    )
     video = np.asarray(out.frames)
     assert video.shape == (1, 4, 32, 32, 3)
     assert np.isfinite(video).all()

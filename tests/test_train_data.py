@@ -14,9 +14,16 @@ REG = default_registry()
 ROWS = list(range(10))
 
 
-@pytest.mark.parametrize("rule, expected", [
-    ("all", ROWS), ("first:3", [0, 1, 2]), ("end:3", [7, 8, 9]), ("end:0", []), ("first:50", ROWS),
-])
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ("all", ROWS),
+        ("first:3", [0, 1, 2]),
+        ("end:3", [7, 8, 9]),
+        ("end:0", []),
+        ("first:50", ROWS),
+    ],
+)
 def test_sampling_rules(rule, expected):
     assert sample(ROWS, rule) == expected
 
@@ -29,7 +36,7 @@ def test_random_and_percent_sampling_are_seeded_draws_without_replacement():
     assert len(sample(ROWS, "random:99")) == 10
 
 
-@pytest.mark.parametrize("rule", ["some", "first:", "random:-1", "150%", "first:3 "+"x"])
+@pytest.mark.parametrize("rule", ["some", "first:", "random:-1", "150%", "first:3 " + "x"])
 def test_bad_sampling_rules_say_what_is_allowed(rule):
     with pytest.raises(DataError, match="all, first:N|100%"):
         sample(ROWS, rule)
@@ -86,37 +93,77 @@ def test_a_preference_becomes_the_judges_own_chat_plus_its_target():
     assert "Two." in ex.messages[0]["content"][-1]["text"]
     gen = JudgeItem("video_generation", "a ball moves left", ["a.mp4", "b.mp4"])
     ex = from_preference(gen, REG.get("qwen", "video_generation", "pair_rank"), "first")
-    assert ex.media == ["a.mp4", "b.mp4"] and [c["type"] for c in ex.messages[0]["content"]] == ["video", "video", "text"]
+    assert ex.media == ["a.mp4", "b.mp4"] and [c["type"] for c in ex.messages[0]["content"]] == [
+        "video",
+        "video",
+        "text",
+    ]
     with pytest.raises(DataError, match="empty prompt"):
-        from_preference(JudgeItem("image_generation", " ", ["a", "b"]), REG.get("qwen", "image_generation", "pair_rank"), "first")
+        from_preference(
+            JudgeItem("image_generation", " ", ["a", "b"]), REG.get("qwen", "image_generation", "pair_rank"), "first"
+        )
 
 
 def test_the_original_conversation_format_imports():
-    rec = {"images": ["a.png", "b.png"], "conversations": [
-        {"from": "human", "value": "<image>\n<image>\nWhich image matches the caption [a red fox]?"},
-        {"from": "gpt", "value": "Image 1 is better."}]}
+    rec = {
+        "images": ["a.png", "b.png"],
+        "conversations": [
+            {"from": "human", "value": "<image>\n<image>\nWhich image matches the caption [a red fox]?"},
+            {"from": "gpt", "value": "Image 1 is better."},
+        ],
+    }
     ex = from_conversation(rec, "image_generation", source="EvalMuse")
     assert ex.media == ["a.png", "b.png"] and ex.target == "Image 1 is better."
-    assert ex.messages[0]["content"] == [{"type": "image"}, {"type": "image"},
-                                         {"type": "text", "text": "Which image matches the caption [a red fox]?"}]
-    video = from_conversation({"video": "v.mp4", "conversations": [
-        {"from": "human", "value": "<video>\nRate it."}, {"from": "gpt", "value": "Final Score: 3"}]},
-        "video_generation")
+    assert ex.messages[0]["content"] == [
+        {"type": "image"},
+        {"type": "image"},
+        {"type": "text", "text": "Which image matches the caption [a red fox]?"},
+    ]
+    video = from_conversation(
+        {
+            "video": "v.mp4",
+            "conversations": [
+                {"from": "human", "value": "<video>\nRate it."},
+                {"from": "gpt", "value": "Final Score: 3"},
+            ],
+        },
+        "video_generation",
+    )
     assert video.media_kind == "video" and video.media == ["v.mp4"]
-    single = from_conversation({"image": "x.png", "conversations": [
-        {"from": "human", "value": "<image> What is it?"}, {"from": "gpt", "value": "A fox."}]}, "image_understanding")
+    single = from_conversation(
+        {
+            "image": "x.png",
+            "conversations": [{"from": "human", "value": "<image> What is it?"}, {"from": "gpt", "value": "A fox."}],
+        },
+        "image_understanding",
+    )
     assert single.media == ["x.png"] and single.messages[0]["content"][-1]["text"] == "What is it?"
 
 
-@pytest.mark.parametrize("rec, message", [
-    ({"image": "a.png"}, "needs 'conversations'"),
-    ({"image": "a.png", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
-     "human then a gpt"),
-    ({"image": "a.png", "conversations": [{"from": "human", "value": "<image><image> q"}, {"from": "gpt", "value": "a"}]},
-     "2 media placeholders but the record gives 1"),
-    ({"image": "a.png", "conversations": [{"from": "human", "value": "<image> q"}, {"from": "gpt", "value": " "}]},
-     "nothing to train on"),
-])
+@pytest.mark.parametrize(
+    "rec, message",
+    [
+        ({"image": "a.png"}, "needs 'conversations'"),
+        (
+            {"image": "a.png", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
+            "human then a gpt",
+        ),
+        (
+            {
+                "image": "a.png",
+                "conversations": [{"from": "human", "value": "<image><image> q"}, {"from": "gpt", "value": "a"}],
+            },
+            "2 media placeholders but the record gives 1",
+        ),
+        (
+            {
+                "image": "a.png",
+                "conversations": [{"from": "human", "value": "<image> q"}, {"from": "gpt", "value": " "}],
+            },
+            "nothing to train on",
+        ),
+    ],
+)
 def test_bad_conversation_records_say_why(rec, message):
     with pytest.raises(DataError, match=message):
         from_conversation(rec, "image_generation")

@@ -31,25 +31,36 @@ def test_a_few_diffusion_dpo_steps_prefer_the_chosen_samples(kind, tmp_path):
     shape = (2, 3, size, size) if kind == "t2i" else (2, 3, 4, size, size)
     chosen = torch.rand(shape, generator=g) * 2 - 1
     rejected = torch.rand(shape, generator=g) * 2 - 1
-    batch = DiffusionBatch(encode_pixels(pipe, chosen), encode_pixels(pipe, rejected),
-                           encode_prompts(pipe, ["a red circle", "two blue squares"]))
+    batch = DiffusionBatch(
+        encode_pixels(pipe, chosen),
+        encode_pixels(pipe, rejected),
+        encode_prompts(pipe, ["a red circle", "two blue squares"]),
+    )
     assert batch.latents_w.ndim == (4 if kind == "t2i" else 5)
     unet, ref = pipe.unet, copy.deepcopy(pipe.unet).requires_grad_(False).eval()
     fixed_t = torch.tensor([300, 700])
 
     def evaluate():
         with torch.no_grad():
-            return dpo_loss(unet, ref, pipe.scheduler, batch, beta=500.0, generator=torch.Generator().manual_seed(1),
-                            timesteps=fixed_t)
+            return dpo_loss(
+                unet,
+                ref,
+                pipe.scheduler,
+                batch,
+                beta=500.0,
+                generator=torch.Generator().manual_seed(1),
+                timesteps=fixed_t,
+            )
 
     before = evaluate()
     assert before.margin.abs().max().item() == 0.0 and before.implicit_accuracy == 0.0  # policy == reference
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-3)
     unet.train()
-    for step in range(12):
+    for _ in range(12):
         opt.zero_grad()
-        out = dpo_loss(unet, ref, pipe.scheduler, batch, beta=500.0, generator=torch.Generator().manual_seed(1),
-                       timesteps=fixed_t)
+        out = dpo_loss(
+            unet, ref, pipe.scheduler, batch, beta=500.0, generator=torch.Generator().manual_seed(1), timesteps=fixed_t
+        )
         out.loss.backward()
         opt.step()
     unet.eval()

@@ -20,8 +20,14 @@ from unireward.train.diffusion import read_pairs, split_pairs
 
 @pytest.fixture(scope="module")
 def gen_world(tmp_path_factory):
-    return generate_world(str(tmp_path_factory.mktemp("dpo_world")), n=6, seed=9, n_candidates=4,
-                          tasks=("image_generation", "video_generation"), pairs="all")
+    return generate_world(
+        str(tmp_path_factory.mktemp("dpo_world")),
+        n=6,
+        seed=9,
+        n_candidates=4,
+        tasks=("image_generation", "video_generation"),
+        pairs="all",
+    )
 
 
 def _prefs(world, task):
@@ -55,11 +61,18 @@ def test_pairs_from_both_export_formats_and_their_errors(gen_world, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"caption": ["x", ""], "jpg_0": [b"a", b"b"], "jpg_1": [b"c", b"d"],
-                             "label_0": [0.5, 1.0]}), tmp_path / "bad.parquet")
-    none, errs = read_pairs([str(tmp_path / "bad.parquet"), vid["files"]["video_generation"]["path"]], "diffusion_image")
-    assert not none and [("tie" in e["reason"]) or ("caption" in e["reason"]) or ("diffusion_dpo row" in e["reason"])
-                         for e in errs] and len(errs) == 2 + len(vpairs)
+    pq.write_table(
+        pa.table({"caption": ["x", ""], "jpg_0": [b"a", b"b"], "jpg_1": [b"c", b"d"], "label_0": [0.5, 1.0]}),
+        tmp_path / "bad.parquet",
+    )
+    none, errs = read_pairs(
+        [str(tmp_path / "bad.parquet"), vid["files"]["video_generation"]["path"]], "diffusion_image"
+    )
+    assert (
+        not none
+        and [("tie" in e["reason"]) or ("caption" in e["reason"]) or ("diffusion_dpo row" in e["reason"]) for e in errs]
+        and len(errs) == 2 + len(vpairs)
+    )
     train, held = split_pairs(pairs, 0.3, 0)
     assert {p["caption"] for p in train}.isdisjoint({p["caption"] for p in held})
 
@@ -74,13 +87,31 @@ def test_diffusion_dpo_on_ray_train_raises_held_out_implicit_accuracy(ray_local,
     task = "image_generation" if policy == "diffusion_image" else "video_generation"
     model = (build_tiny_t2i if policy == "diffusion_image" else build_tiny_t2v)(tmp_path / "pipe")
     export = (export_diffusion_dpo if policy == "diffusion_image" else export_videodpo)(
-        _prefs(gen_world, task)[:8], str(tmp_path / "export"), MediaLimits())
+        _prefs(gen_world, task)[:8], str(tmp_path / "export"), MediaLimits()
+    )
     path = export["files"][task]["path"]
-    spec = parse_spec(dict(kind="dpo", name="dpo", policy=policy, model=str(model), output=str(tmp_path / "runs"),
-                           data=dict(train=[path], eval=[path]), beta=500.0, num_frames=4,
-                           training=dict(max_steps=20, batch_size=2, lr=1e-3, eval_every=10, warmup_ratio=0.0,
-                                         schedule="constant", deepspeed=dict(zero_stage=2)),
-                           resources=dict(workers=2)))
+    spec = parse_spec(
+        dict(
+            kind="dpo",
+            name="dpo",
+            policy=policy,
+            model=str(model),
+            output=str(tmp_path / "runs"),
+            data=dict(train=[path], eval=[path]),
+            beta=500.0,
+            num_frames=4,
+            training=dict(
+                max_steps=20,
+                batch_size=2,
+                lr=1e-3,
+                eval_every=10,
+                warmup_ratio=0.0,
+                schedule="constant",
+                deepspeed=dict(zero_stage=2),
+            ),
+            resources=dict(workers=2),
+        )
+    )
     summary = run_dpo(spec)
     assert summary["before"]["eval/implicit_acc"] == 0.0  # the policy starts as the reference: no margin
     assert summary["after"]["eval/implicit_acc"] > 0.5 and summary["after"]["eval/margin"] > 0
@@ -89,7 +120,12 @@ def test_diffusion_dpo_on_ray_train_raises_held_out_implicit_accuracy(ray_local,
     base = DiffusionPipeline.from_pretrained(str(model))
     assert any(not torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), base.unet.state_dict().values()))
     pipe.set_progress_bar_config(disable=True)
-    out = pipe("a red circle", num_inference_steps=2, output_type="np", **({"num_frames": 4} if policy == "diffusion_video" else {}))
+    out = pipe(
+        "a red circle",
+        num_inference_steps=2,
+        output_type="np",
+        **({"num_frames": 4} if policy == "diffusion_video" else {}),
+    )
     assert (out.images if policy == "diffusion_image" else out.frames) is not None
     recs = [json.loads(x) for x in (tmp_path / "runs" / "dpo" / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert any("train/implicit_acc" in r for r in recs)
@@ -98,7 +134,9 @@ def test_diffusion_dpo_on_ray_train_raises_held_out_implicit_accuracy(ray_local,
 def test_dpo_spec_validation():
     with pytest.raises(ConfigError, match="policy"):
         parse_spec(dict(kind="dpo", name="d", policy="vlm_video", model="m", output="o", data=dict(train=["x"])))
-    spec = parse_spec(dict(kind="dpo", name="d", policy="diffusion_image", model="m", output="o", data=dict(train=["x"])))
+    spec = parse_spec(
+        dict(kind="dpo", name="d", policy="diffusion_image", model="m", output="o", data=dict(train=["x"]))
+    )
     assert spec.beta == 5000.0 and spec.training.metric == "eval/implicit_acc"
 
 
@@ -113,17 +151,36 @@ def _trl_export(tmp_path, task, n=4, seed=2):
         if r["mode"] == "pair_rank" and r["label"] in ("first", "second"):
             a, b = it.candidates
             chosen, rejected = (a, b) if r["label"] == "first" else (b, a)
-            prefs.append(dict(task=task, prompt_id=r["item_id"], prompt=it.prompt, context=it.context,
-                              chosen=chosen, rejected=rejected))
+            prefs.append(
+                dict(
+                    task=task,
+                    prompt_id=r["item_id"],
+                    prompt=it.prompt,
+                    context=it.context,
+                    chosen=chosen,
+                    rejected=rejected,
+                )
+            )
     return export_trl(prefs[:8], str(tmp_path / "export"), MediaLimits(num_frames=4))["files"][task]["path"]
 
 
 def _vlm_spec(model, path, tmp_path, name="vlm", **training):
-    return parse_spec(dict(kind="dpo", name=name, policy="vlm", model=str(model), output=str(tmp_path / "runs"),
-                           data=dict(train=[path], eval=[path]), loss_type="sigmoid",
-                           training=dict(dict(max_steps=6, batch_size=2, lr=1e-3, eval_every=3, warmup_ratio=0.0,
-                                              deepspeed=dict(zero_stage=2)), **training),
-                           resources=dict(workers=2)))
+    return parse_spec(
+        dict(
+            kind="dpo",
+            name=name,
+            policy="vlm",
+            model=str(model),
+            output=str(tmp_path / "runs"),
+            data=dict(train=[path], eval=[path]),
+            loss_type="sigmoid",
+            training=dict(
+                dict(max_steps=6, batch_size=2, lr=1e-3, eval_every=3, warmup_ratio=0.0, deepspeed=dict(zero_stage=2)),
+                **training,
+            ),
+            resources=dict(workers=2),
+        )
+    )
 
 
 @pytest.mark.slow
@@ -151,7 +208,9 @@ def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, 
     model = AutoModelForImageTextToText.from_pretrained(summary["final"])
     base = AutoModelForImageTextToText.from_pretrained(str(tiny_judge_dir))
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
-    assert (Path(summary["final"]) / "chat_template.jinja").exists() or (Path(summary["final"]) / "chat_template.json").exists()
+    assert (Path(summary["final"]) / "chat_template.jinja").exists() or (
+        Path(summary["final"]) / "chat_template.json"
+    ).exists()
 
 
 def _events(run_dir):
@@ -161,21 +220,44 @@ def _events(run_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["diffusion_image", "vlm"])
-def test_rerunning_a_dpo_spec_resumes_from_its_latest_checkpoint(ray_local, gen_world, tiny_judge_dir, tmp_path, policy):
+def test_rerunning_a_dpo_spec_resumes_from_its_latest_checkpoint(
+    ray_local, gen_world, tiny_judge_dir, tmp_path, policy
+):
     from unireward.pipelines.train import run_dpo
 
     if policy == "vlm":
         path = _trl_export(tmp_path, "image_understanding")
-        make = lambda steps: _vlm_spec(tiny_judge_dir, path, tmp_path, name="again", max_steps=steps, eval_every=2)
+
+        def make(steps):
+            return _vlm_spec(tiny_judge_dir, path, tmp_path, name="again", max_steps=steps, eval_every=2)
     else:
         model = build_tiny_t2i(tmp_path / "pipe")
-        path = export_diffusion_dpo(_prefs(gen_world, "image_generation")[:6], str(tmp_path / "export"),
-                                    MediaLimits())["files"]["image_generation"]["path"]
-        make = lambda steps: parse_spec(dict(
-            kind="dpo", name="again", policy=policy, model=str(model), output=str(tmp_path / "runs"),
-            data=dict(train=[path], eval=[path]), beta=500.0,
-            training=dict(max_steps=steps, batch_size=2, lr=1e-3, eval_every=2, warmup_ratio=0.0,
-                          deepspeed=dict(zero_stage=2)), resources=dict(workers=2)))
+        path = export_diffusion_dpo(_prefs(gen_world, "image_generation")[:6], str(tmp_path / "export"), MediaLimits())[
+            "files"
+        ]["image_generation"]["path"]
+
+        def make(steps):
+            return parse_spec(
+                dict(
+                    kind="dpo",
+                    name="again",
+                    policy=policy,
+                    model=str(model),
+                    output=str(tmp_path / "runs"),
+                    data=dict(train=[path], eval=[path]),
+                    beta=500.0,
+                    training=dict(
+                        max_steps=steps,
+                        batch_size=2,
+                        lr=1e-3,
+                        eval_every=2,
+                        warmup_ratio=0.0,
+                        deepspeed=dict(zero_stage=2),
+                    ),
+                    resources=dict(workers=2),
+                )
+            )
+
     run_dpo(make(2))
     summary = run_dpo(make(4))
     recs, events = _events(tmp_path / "runs" / "again")

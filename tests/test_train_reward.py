@@ -15,7 +15,7 @@ import torch
 from unireward.config import ConfigError, parse_spec
 from unireward.judge.protocols import default_registry
 from unireward.synth.world import TASKS, generate_world
-from unireward.train import reward
+from unireward.train import reward, runtime
 from unireward.train.data import DataError
 
 
@@ -26,10 +26,17 @@ def world(tmp_path_factory):
 
 
 def _spec(world, tmp_path, name="t", training=None, data=None, resources=None, model="unused"):
-    return parse_spec(dict(
-        kind="train_reward", name=name, model=str(model), output=str(tmp_path / "runs"),
-        data=data or dict(train=[dict(path=world.items[t]) for t in TASKS], eval_fraction=0.3),
-        training=training or {}, resources=resources or dict(workers=2)))
+    return parse_spec(
+        dict(
+            kind="train_reward",
+            name=name,
+            model=str(model),
+            output=str(tmp_path / "runs"),
+            data=data or dict(train=[dict(path=world.items[t]) for t in TASKS], eval_fraction=0.3),
+            training=training or {},
+            resources=resources or dict(workers=2),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------ data plan
@@ -54,9 +61,14 @@ def test_plan_pairs_in_both_orders_points_on_the_scale_and_a_prompt_disjoint_spl
 
 
 def test_plan_mixing_weights_and_sampling(world, tmp_path):
-    data = dict(train=[dict(path=world.items[t], sampling="first:4") for t in TASKS], eval_fraction=0.0,
-                eval=[dict(path=world.items["image_generation"])],
-                weights={"image_generation": 3, "video_generation": 1}, total=40, both_orders=False)
+    data = dict(
+        train=[dict(path=world.items[t], sampling="first:4") for t in TASKS],
+        eval_fraction=0.0,
+        eval=[dict(path=world.items["image_generation"])],
+        weights={"image_generation": 3, "video_generation": 1},
+        total=40,
+        both_orders=False,
+    )
     plan = reward.build_plan(_spec(world, tmp_path, data=data), default_registry())
     tasks = [e["task"] for e in plan["examples"]]
     assert len(tasks) == 40 and set(tasks) == {"image_generation", "video_generation"}
@@ -72,15 +84,24 @@ def test_plan_imports_conversation_records_and_records_bad_ones(world, tmp_path)
     (tmp_path / "conv").mkdir()
     (tmp_path / "conv" / "a.png").write_bytes(some.read_bytes())
     records = [
-        {"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nIs there a circle?"},
-                                             {"from": "gpt", "value": "Yes."}]},
-        {"image": "a.png", "conversations": [{"from": "human", "value": "<image><image> two?"},
-                                             {"from": "gpt", "value": "No."}]},  # 2 placeholders, 1 image
+        {
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nIs there a circle?"},
+                {"from": "gpt", "value": "Yes."},
+            ],
+        },
+        {
+            "image": "a.png",
+            "conversations": [{"from": "human", "value": "<image><image> two?"}, {"from": "gpt", "value": "No."}],
+        },  # 2 placeholders, 1 image
         {"conversations": [{"from": "gpt", "value": "x"}]},  # malformed
     ]
     (tmp_path / "conv" / "train.json").write_text(json.dumps(records))
-    data = dict(train=[dict(path=str(tmp_path / "conv" / "train.json"), format="conversation",
-                            task="image_understanding")], eval=[dict(path=world.items["image_understanding"])])
+    data = dict(
+        train=[dict(path=str(tmp_path / "conv" / "train.json"), format="conversation", task="image_understanding")],
+        eval=[dict(path=world.items["image_understanding"])],
+    )
     plan = reward.build_plan(_spec(world, tmp_path, data=data), default_registry())
     assert len(plan["examples"]) == 1
     (e,) = plan["examples"]
@@ -93,30 +114,38 @@ def test_plan_imports_conversation_records_and_records_bad_ones(world, tmp_path)
 
 
 def test_deepspeed_config_and_schedule(world, tmp_path):
-    t = _spec(world, tmp_path, training=dict(batch_size=3, grad_accum=2, deepspeed=dict(zero_stage=3, offload=True))).training
-    cfg = reward.deepspeed_config(t, world_size=4, bf16=True)
+    t = _spec(
+        world, tmp_path, training=dict(batch_size=3, grad_accum=2, deepspeed=dict(zero_stage=3, offload=True))
+    ).training
+    cfg = runtime.deepspeed_config(t, world_size=4, bf16=True)
     assert cfg["train_batch_size"] == 24 and cfg["bf16"]["enabled"]
     z = cfg["zero_optimization"]
     assert z["stage"] == 3 and z["offload_optimizer"]["device"] == "cpu" and z["offload_param"]["device"] == "cpu"
-    ddp = reward.deepspeed_config(_spec(world, tmp_path, training=dict(deepspeed=dict(zero_stage=0))).training, 2, False)
+    ddp = runtime.deepspeed_config(
+        _spec(world, tmp_path, training=dict(deepspeed=dict(zero_stage=0))).training, 2, False
+    )
     assert ddp["zero_optimization"] == {"stage": 0} and not ddp["bf16"]["enabled"]
-    f = reward.lr_lambda("cosine", warmup=2, total=10)
+    f = runtime.lr_lambda("cosine", warmup=2, total=10)
     assert f(0) == 0.5 and f(1) == 1.0 and f(2) == 1.0 and abs(f(10)) < 1e-9 and 0 < f(6) < 1
-    assert reward.lr_lambda("constant", 0, 10)(9) == 1.0
-    assert reward.lr_lambda("linear", 0, 10)(5) == 0.5
+    assert runtime.lr_lambda("constant", 0, 10)(9) == 1.0
+    assert runtime.lr_lambda("linear", 0, 10)(5) == 0.5
 
 
 def test_eval_metrics_per_task():
     def r(task, mode, label=None, gt=None, verdict=None, score=None, status="ok"):
-        return dict(task=task, mode=mode, label=label, gt=gt, status=status, verdict=verdict, score_norm=score, mass=1.0)
+        return dict(
+            task=task, mode=mode, label=label, gt=gt, status=status, verdict=verdict, score_norm=score, mass=1.0
+        )
 
-    results = [r("image_generation", "pair_rank", "first", verdict="first"),
-               r("image_generation", "pair_rank", "second", verdict="first"),
-               r("image_generation", "pair_rank", "tie", verdict="tie"),
-               r("image_generation", "pair_rank", "second", status="unparsed"),
-               r("video_understanding", "point_score", gt=0.1, score=0.2),
-               r("video_understanding", "point_score", gt=0.5, score=0.4),
-               r("video_understanding", "point_score", gt=0.9, score=0.8)]
+    results = [
+        r("image_generation", "pair_rank", "first", verdict="first"),
+        r("image_generation", "pair_rank", "second", verdict="first"),
+        r("image_generation", "pair_rank", "tie", verdict="tie"),
+        r("image_generation", "pair_rank", "second", status="unparsed"),
+        r("video_understanding", "point_score", gt=0.1, score=0.2),
+        r("video_understanding", "point_score", gt=0.5, score=0.4),
+        r("video_understanding", "point_score", gt=0.9, score=0.8),
+    ]
     m = reward.eval_metrics(results)
     assert m["eval/image_generation/acc"] == 2 / 4  # a tie must be called a tie; failures count as wrong
     assert m["eval/image_generation/acc_without_ties"] == 1 / 3
@@ -151,9 +180,13 @@ def test_zero2_training_lowers_the_loss_and_exports_a_judge(ray_local, world, ti
     from unireward.judge.records import read_items
     from unireward.pipelines.train import run_train_reward
 
-    spec = _spec(world, tmp_path, name="z2", model=tiny_judge_dir,
-                 training=dict(max_steps=8, batch_size=2, lr=5e-3, warmup_ratio=0.0, schedule="constant",
-                                eval_every=4))
+    spec = _spec(
+        world,
+        tmp_path,
+        name="z2",
+        model=tiny_judge_dir,
+        training=dict(max_steps=8, batch_size=2, lr=5e-3, warmup_ratio=0.0, schedule="constant", eval_every=4),
+    )
     summary = run_train_reward(spec)
     run = tmp_path / "runs" / "z2"
     recs = _records(run)
@@ -178,9 +211,23 @@ def test_zero2_training_lowers_the_loss_and_exports_a_judge(ray_local, world, ti
 def test_zero3_with_lora_and_a_frozen_vision_tower(ray_local, world, tiny_judge_dir, tmp_path):
     from unireward.pipelines.train import run_train_reward
 
-    spec = _spec(world, tmp_path, name="z3", model=tiny_judge_dir, training=dict(
-        max_steps=3, batch_size=2, lr=1e-2, eval_every=3, eval_before=False, freeze_vision=True,
-        gradient_checkpointing=True, lora=dict(r=4, alpha=8), deepspeed=dict(zero_stage=3)))
+    spec = _spec(
+        world,
+        tmp_path,
+        name="z3",
+        model=tiny_judge_dir,
+        training=dict(
+            max_steps=3,
+            batch_size=2,
+            lr=1e-2,
+            eval_every=3,
+            eval_before=False,
+            freeze_vision=True,
+            gradient_checkpointing=True,
+            lora=dict(r=4, alpha=8),
+            deepspeed=dict(zero_stage=3),
+        ),
+    )
     summary = run_train_reward(spec)
     before, after = _weights(tiny_judge_dir), _weights(summary["final"])
     assert set(before) == set(after)  # LoRA merged away: the export has the base model's keys only
@@ -199,8 +246,9 @@ def test_rerunning_a_spec_resumes_from_its_latest_checkpoint(ray_local, world, t
 
     training = dict(max_steps=2, batch_size=2, lr=1e-3, eval_every=2, eval_before=False)
     run_train_reward(_spec(world, tmp_path, name="again", model=tiny_judge_dir, training=training))
-    summary = run_train_reward(_spec(world, tmp_path, name="again", model=tiny_judge_dir,
-                                     training=dict(training, max_steps=4)))
+    summary = run_train_reward(
+        _spec(world, tmp_path, name="again", model=tiny_judge_dir, training=dict(training, max_steps=4))
+    )
     recs = _records(tmp_path / "runs" / "again")
     events = [r for r in recs if "event" in r]
     assert [e["event"] for e in events] == ["start", "done", "resumed", "done"]
@@ -221,13 +269,22 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(ray_local, world, tin
     def killer():
         deadline = time.time() + 240
         while time.time() < deadline and not killed:
-            done = [json.loads(x) for x in (run / "logs" / "metrics.jsonl").read_text().splitlines()] \
-                if (run / "logs" / "metrics.jsonl").exists() else []
+            done = (
+                [json.loads(x) for x in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
+                if (run / "logs" / "metrics.jsonl").exists()
+                else []
+            )
             snapshot = run / "checkpoint_manager_snapshot.json"  # written once Ray Train has registered one
-            if any(r.get("step", 0) >= 2 and "eval/mean_acc" in r for r in done) and snapshot.exists() and \
-                    "checkpoint_2" in snapshot.read_text():
-                workers = [p.pid for p in psutil.process_iter(["cmdline"])
-                           if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+            if (
+                any(r.get("step", 0) >= 2 and "eval/mean_acc" in r for r in done)
+                and snapshot.exists()
+                and "checkpoint_2" in snapshot.read_text()
+            ):
+                workers = [
+                    p.pid
+                    for p in psutil.process_iter(["cmdline"])
+                    if "RayTrainWorker" in " ".join(p.info["cmdline"] or [])
+                ]
                 if workers:
                     os.kill(workers[-1], signal.SIGKILL)
                     killed.append(workers[-1])
@@ -236,10 +293,16 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(ray_local, world, tin
 
     th = threading.Thread(target=killer, daemon=True)
     th.start()
-    summary = run_train_reward(_spec(world, tmp_path, name="killed", model=tiny_judge_dir,
-                                     training=dict(max_steps=40, batch_size=2, lr=1e-3, eval_every=2,
-                                                   eval_before=False),
-                                     resources=dict(workers=2, max_failures=1)))
+    summary = run_train_reward(
+        _spec(
+            world,
+            tmp_path,
+            name="killed",
+            model=tiny_judge_dir,
+            training=dict(max_steps=40, batch_size=2, lr=1e-3, eval_every=2, eval_before=False),
+            resources=dict(workers=2, max_failures=1),
+        )
+    )
     th.join(timeout=5)
     assert killed, "no worker was killed: training finished before the first checkpoint was seen"
     events = [r for r in _records(run) if "event" in r]
@@ -255,8 +318,9 @@ def test_spec_validation_messages(world, tmp_path):
     with pytest.raises(ConfigError, match="unknown field"):
         _spec(world, tmp_path, training=dict(learning_rate=1e-4))
     with pytest.raises(ConfigError, match="name"):
-        parse_spec(dict(kind="train_reward", name="has space", model="m", output="o",
-                        data=dict(train=[dict(path="x")])))
+        parse_spec(
+            dict(kind="train_reward", name="has space", model="m", output="o", data=dict(train=[dict(path="x")]))
+        )
 
 
 @pytest.mark.slow
@@ -266,15 +330,30 @@ def test_training_to_s3_storage(ray_local, world, tiny_judge_dir, tmp_path, s3_e
     from unireward.judge.model import RewardModel
     from unireward.pipelines.train import run_train_reward
 
-    spec = parse_spec(dict(
-        kind="train_reward", name="on-s3", model=str(tiny_judge_dir), output=s3_env.rstrip("/"),
-        data=dict(train=[dict(path=world.items["image_generation"])], eval=[dict(path=world.items["image_generation"],
-                                                                                 sampling="first:4")]),
-        training=dict(max_steps=2, batch_size=2, eval_every=2, eval_before=False), resources=dict(workers=2)))
+    spec = parse_spec(
+        dict(
+            kind="train_reward",
+            name="on-s3",
+            model=str(tiny_judge_dir),
+            output=s3_env.rstrip("/"),
+            data=dict(
+                train=[dict(path=world.items["image_generation"])],
+                eval=[dict(path=world.items["image_generation"], sampling="first:4")],
+            ),
+            training=dict(max_steps=2, batch_size=2, eval_every=2, eval_before=False),
+            resources=dict(workers=2),
+        )
+    )
     summary = run_train_reward(spec)
     assert summary["final"].startswith("s3://") and summary["best_checkpoint"].startswith("s3://")
-    for rel in ("final/model.safetensors", "final/chat_template.jinja", "report/summary.json", "report/training.png",
-                "logs/metrics.jsonl", "data/examples.jsonl"):
+    for rel in (
+        "final/model.safetensors",
+        "final/chat_template.jinja",
+        "report/summary.json",
+        "report/training.png",
+        "logs/metrics.jsonl",
+        "data/examples.jsonl",
+    ):
         assert storage.exists(storage.join(summary["run"], rel)), rel
     local = tmp_path / "judge"
     storage.copy_tree(summary["final"], str(local))

@@ -18,8 +18,11 @@ REG = default_registry()
 @pytest.fixture
 def pairs(world):
     items, rows = read_items(world.items["image_generation"])
-    labelled = [(it, r["label"]) for it, r in zip(items, rows)
-                if it.resolved_mode() is Mode.PAIR_RANK and r["label"] in ("first", "second")]
+    labelled = [
+        (it, r["label"])
+        for it, r in zip(items, rows)
+        if it.resolved_mode() is Mode.PAIR_RANK and r["label"] in ("first", "second")
+    ]
     first = next(p for p in labelled if p[1] == "first")
     # a pair of another caption: from random weights, a few steps can learn to tell captions apart;
     # telling apart two pairs that differ only in their images takes a trained vision tower
@@ -41,7 +44,7 @@ def test_the_training_input_is_the_judging_input_plus_the_target(tiny_judge_dir,
         kept = batch["labels"][row][batch["labels"][row] != sft.IGNORE]
         text = rm.tokenizer.decode(kept)
         assert text.startswith(ex.target if row == 0 else "Image 2 is better") and text.rstrip().endswith("<|im_end|>")
-        assert batch["attention_mask"][row, -len(kept):].all()
+        assert batch["attention_mask"][row, -len(kept) :].all()
 
 
 def test_a_few_steps_teach_the_judge_its_verdicts(tiny_judge_dir, pairs):

@@ -21,14 +21,18 @@ def test_a_few_vlm_dpo_steps_prefer_the_chosen_answers(tiny_judge_dir, world, lo
     torch.manual_seed(0)
     rm = RewardModel(tiny_judge_dir)
     contexts = list(dict.fromkeys(it.context for it in read_items(world.items["image_understanding"])[0]))[:2]
-    items = [JudgeItem("image_understanding", q, ["x"], context=c)
-             for q, c in zip(["How many circles?", "What colour is the square?"], contexts)]
+    items = [
+        JudgeItem("image_understanding", q, ["x"], context=c)
+        for q, c in zip(["How many circles?", "What colour is the square?"], contexts)
+    ]
     answers = [("There are two circles.", "There are five circles."), ("It is red.", "It is green.")]
     protocol = default_registry().get(rm.family, "image_understanding", "point_score")
 
     def batch(which):
-        exs = [SFTExample(chat_messages(it, protocol), [it.context], "image", a[which], it.task)
-               for it, a in zip(items, answers)]
+        exs = [
+            SFTExample(chat_messages(it, protocol), [it.context], "image", a[which], it.task)
+            for it, a in zip(items, answers)
+        ]
         return sft.collate(rm, [sft.encode(rm, e) for e in exs])
 
     chosen, rejected = batch(0), batch(1)
@@ -72,8 +76,13 @@ def test_answer_accuracy_scores_the_policys_most_likely_answer(tiny_judge_dir, t
     items, rows = read_items(world.items["image_understanding"])
     examples = []
     for it, r in zip(items, rows):
-        if r["mode"] == "point_score" and r["gt_scores"][0] == 1.0 and it.context not in {e["context"] for e in before["errors"]}:
+        if (
+            r["mode"] == "point_score"
+            and r["gt_scores"][0] == 1.0
+            and it.context not in {e["context"] for e in before["errors"]}
+        ):
             from unireward.io.media import load_image
+
             msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": it.prompt}]}]
             examples.append(SFTExample(msgs, [load_image(it.context)], "image", it.candidates[0], it.task))
     batch = sft.collate(rm, [sft.encode(rm, e) for e in examples])

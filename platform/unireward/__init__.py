@@ -5,7 +5,8 @@ reward endpoint on Ray Serve.
 The core (``judge``, ``curate``, ``io``, ``synth``) never imports Ray.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("unireward")

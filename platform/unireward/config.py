@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, TypeAdapter, ValidationError,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from .io import storage
 from .io.media import MediaLimits
 
 T = TypeVar("T", bound=BaseModel)
+# a source's sampling rule, as the original's data yaml writes it: all, first:N, end:N, random:N or N%
+SAMPLING_RULE = re.compile(r"^(all|first:(\d+)|end:(\d+)|random:(\d+)|(\d+(?:\.\d+)?)%)$")
 
 
 class ConfigError(ValueError):
@@ -57,20 +68,6 @@ class JudgeConfig(_Strict):
     max_new_tokens: PositiveInt = Field(256, description="generate method: new-token limit")
     media: MediaConfig = MediaConfig()
 
-    def build(self):
-        if self.endpoint:
-            from .serve.client import RemoteJudge
-
-            return RemoteJudge(self.endpoint, token=os.environ.get(self.token_env), media=self.media.limits())
-        from .judge.model import RewardModel
-
-        return RewardModel(
-            self.model, device=self.device, dtype=None if self.dtype == "auto" else self.dtype,
-            attn_implementation=self.attn_implementation, family=self.family, protocols=self.protocols,
-            token_budget=self.token_budget, max_batch_size=self.max_batch_size, max_new_tokens=self.max_new_tokens,
-            media=self.media.limits(),
-        )
-
 
 class ResourcesConfig(_Strict):
     """The judge actor pool (Ray Data ``ActorPoolStrategy``) and the CPU decode stage."""
@@ -80,8 +77,10 @@ class ResourcesConfig(_Strict):
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per judge actor (1 on a GPU cluster)")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per judge actor (also its torch threads)")
     custom_resources: dict[str, float] = Field(
-        default_factory=dict, description="Ray custom resources per judge actor, e.g. {judge_node: 1} to place "
-                                          "actors on nodes that advertise it (a cluster autoscaler adds such nodes)")
+        default_factory=dict,
+        description="Ray custom resources per judge actor, e.g. {judge_node: 1} to place "
+        "actors on nodes that advertise it (a cluster autoscaler adds such nodes)",
+    )
     batch_size: PositiveInt = Field(8, description="pool rows (curate) or items (score) per judge call")
     decode_cpus: float = Field(1.0, gt=0, description="CPUs per media-decoding task")
     decode_batch_size: PositiveInt = Field(8, description="rows per media-decoding task")
@@ -132,15 +131,17 @@ class CurateSpec(_Strict):
 
     kind: Literal["curate"]
     name: str = Field(..., min_length=1)
-    input: str | list[str] = Field(..., description="Parquet file(s) or folder (local or s3://): pool rows, or "
-                                   "prompt rows when generate is set")
+    input: str | list[str] = Field(
+        ..., description="Parquet file(s) or folder (local or s3://): pool rows, or prompt rows when generate is set"
+    )
     output: str = Field(..., description="output folder or s3:// prefix")
     judge: JudgeConfig
     resources: ResourcesConfig = ResourcesConfig()
     select: SelectConfig = SelectConfig()
     generate: GenerateConfig | None = None
     export: list[Literal["trl", "diffusion_dpo", "videodpo"]] | None = Field(
-        None, description="exporters to run (default: every one that applies to the tasks present)")
+        None, description="exporters to run (default: every one that applies to the tasks present)"
+    )
     max_error_fraction: float = Field(0.1, ge=0, le=1, description="fail the job when more inputs than this fail")
     seed: int = 0
 
@@ -182,8 +183,11 @@ class ServeConfig(_Strict):
 class TrainSource(_Strict):
     """One source of judge training records."""
 
-    path: str = Field(..., description="item Parquet file or folder (format items), or a JSON/JSONL file of "
-                                       "conversation records (format conversation); local or s3://")
+    path: str = Field(
+        ...,
+        description="item Parquet file or folder (format items), or a JSON/JSONL file of "
+        "conversation records (format conversation); local or s3://",
+    )
     format: Literal["items", "conversation"] = "items"
     task: str | None = Field(None, description="conversation records: the task they teach (items carry theirs)")
     sampling: str = Field("all", description="all, first:N, end:N, random:N or N% (as in the original)")
@@ -191,28 +195,32 @@ class TrainSource(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        from .train.data import DataError, sample
-
-        try:
-            sample([], self.sampling)
-        except DataError as e:
-            raise ValueError(str(e)) from None
+        m = SAMPLING_RULE.match(self.sampling.strip())
+        if not m:
+            raise ValueError(f"sampling {self.sampling!r}: expected all, first:N, end:N, random:N or N%")
+        if m.group(5) and float(m.group(5)) > 100:
+            raise ValueError(f"sampling {self.sampling!r}: a share cannot exceed 100%")
         if self.format == "conversation" and not self.task:
-            raise ValueError("a conversation source needs 'task' (image_generation, image_understanding, "
-                             "video_generation or video_understanding)")
+            raise ValueError(
+                "a conversation source needs 'task' (image_generation, image_understanding, "
+                "video_generation or video_understanding)"
+            )
         return self
 
 
 class TrainDataConfig(_Strict):
     train: list[TrainSource] = Field(..., min_length=1)
-    eval: list[TrainSource] = Field(default_factory=list, description="held-out item sources (default: a split of "
-                                                                      "train, by prompt)")
+    eval: list[TrainSource] = Field(
+        default_factory=list, description="held-out item sources (default: a split of train, by prompt)"
+    )
     eval_fraction: float = Field(0.2, ge=0, lt=1, description="share of train prompts held out when eval is empty")
-    weights: dict[str, float] | None = Field(None, description="per-task mixing weights; with total, the epoch "
-                                                                "is drawn in these proportions")
+    weights: dict[str, float] | None = Field(
+        None, description="per-task mixing weights; with total, the epoch is drawn in these proportions"
+    )
     total: PositiveInt | None = Field(None, description="examples per epoch when mixing (default: all of them)")
-    both_orders: bool = Field(True, description="train each pair in both orders (labels swapped): no position "
-                                                "bias can be learnt")
+    both_orders: bool = Field(
+        True, description="train each pair in both orders (labels swapped): no position bias can be learnt"
+    )
     points: bool = Field(True, description="also train pointwise scores (labels from gt_scores)")
     max_eval_items: PositiveInt = Field(2000, description="cap on held-out items judged per evaluation")
 
@@ -227,8 +235,10 @@ class LoraConfig(_Strict):
     r: PositiveInt = 16
     alpha: PositiveInt = 32
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      description="module names adapted (the language model's attention by default)")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="module names adapted (the language model's attention by default)",
+    )
 
 
 class DeepSpeedOptions(_Strict):
@@ -252,8 +262,9 @@ class TrainingConfig(_Strict):
     freeze_projector: bool = Field(False, description="freeze the vision-to-language projector (the merger)")
     lora: LoraConfig | None = None
     deepspeed: DeepSpeedOptions = DeepSpeedOptions()
-    eval_every: PositiveInt | None = Field(None, description="evaluate and checkpoint every N steps (default: "
-                                                             "once per epoch)")
+    eval_every: PositiveInt | None = Field(
+        None, description="evaluate and checkpoint every N steps (default: once per epoch)"
+    )
     eval_before: bool = Field(True, description="evaluate the starting judge first (the 'before' numbers)")
     keep: PositiveInt = Field(2, description="checkpoints kept, best first by metric")
     metric: str = Field("eval/mean_acc", description="the metric that ranks checkpoints (higher is better)")
@@ -264,8 +275,9 @@ class TrainResources(_Strict):
     workers: PositiveInt = Field(2, description="Ray Train workers (one per GPU on a GPU cluster)")
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
-    max_failures: int = Field(0, ge=-1, description="worker failures survived by restarting from the last "
-                                                    "checkpoint (-1: unlimited)")
+    max_failures: int = Field(
+        0, ge=-1, description="worker failures survived by restarting from the last checkpoint (-1: unlimited)"
+    )
 
 
 class TrainRewardSpec(_Strict):
@@ -275,8 +287,11 @@ class TrainRewardSpec(_Strict):
     kind: Literal["train_reward"]
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the judge to start from (HF folder)")
-    output: str = Field(..., description="storage folder or s3:// prefix: the run (checkpoints, logs) is "
-                                         "<output>/<name>, the exported judge <output>/<name>/final")
+    output: str = Field(
+        ...,
+        description="storage folder or s3:// prefix: the run (checkpoints, logs) is "
+        "<output>/<name>, the exported judge <output>/<name>/final",
+    )
     family: str = Field("qwen", description="protocol family the judge is taught and read with")
     data: TrainDataConfig
     training: TrainingConfig = TrainingConfig()
@@ -285,9 +300,13 @@ class TrainRewardSpec(_Strict):
 
 
 class DpoDataConfig(_Strict):
-    train: list[str] = Field(..., min_length=1, description="exported preference Parquet files (local or s3://): "
-                                                            "diffusion_dpo (caption, jpg_0, jpg_1, label_0) for "
-                                                            "images, videodpo (caption, chosen, rejected) for videos")
+    train: list[str] = Field(
+        ...,
+        min_length=1,
+        description="exported preference Parquet files (local or s3://): "
+        "diffusion_dpo (caption, jpg_0, jpg_1, label_0) for "
+        "images, videodpo (caption, chosen, rejected) for videos",
+    )
     eval: list[str] = Field(default_factory=list, description="held-out pairs (default: a split of train)")
     eval_fraction: float = Field(0.1, ge=0, lt=1, description="share of train captions held out when eval is empty")
     max_eval_pairs: PositiveInt = 256
@@ -301,12 +320,17 @@ class DpoSpec(_Strict):
     kind: Literal["dpo"]
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     policy: Literal["vlm", "diffusion_image", "diffusion_video"]
-    model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="the policy: an HF VLM folder (vlm) or "
-                                                                               "a diffusers pipeline folder")
+    model: Annotated[str, BeforeValidator(_path_str)] = Field(
+        ..., description="the policy: an HF VLM folder (vlm) or a diffusers pipeline folder"
+    )
     output: str = Field(..., description="the run is <output>/<name>, the aligned pipeline <output>/<name>/final")
     data: DpoDataConfig
-    beta: float = Field(5000.0, gt=0, description="DPO beta (default: 5000 for diffusion as in the Diffusion-DPO and "
-                                                  "VideoDPO reference runs, 0.1 for vlm)")
+    beta: float = Field(
+        5000.0,
+        gt=0,
+        description="DPO beta (default: 5000 for diffusion as in the Diffusion-DPO and "
+        "VideoDPO reference runs, 0.1 for vlm)",
+    )
     loss_type: Literal["sigmoid", "ipo", "hinge"] = Field("sigmoid", description="vlm: the DPO loss")
     resolution: PositiveInt | None = Field(None, description="pixels per side (default: the pipeline's sample size)")
     num_frames: PositiveInt = Field(8, description="video: frames sampled per clip")
@@ -343,8 +367,14 @@ def format_validation_error(e: ValidationError, source: str, strip_tag: bool = F
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
-        lines.append(f"  - {where}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "missing" and
-                                              not isinstance(err.get("input"), dict) else ""))
+        lines.append(
+            f"  - {where}: {msg}"
+            + (
+                f" (got {err['input']!r})"
+                if err["type"] != "missing" and not isinstance(err.get("input"), dict)
+                else ""
+            )
+        )
     return "\n".join(lines)
 
 

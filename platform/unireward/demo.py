@@ -1,6 +1,7 @@
 """`unireward demo`: the product's main job end to end on the embedded default (CPU, tiny models,
-synthetic data). This first version: build the tiny judge, synthesize the world (with a few damaged
-files), judge the pools of all four tasks with both methods, and report agreement with ground truth.
+synthetic data): build the tiny judge, synthesize the world (with a few damaged files), judge the
+pools of all four tasks with both methods, train the judge (Ray Train + DeepSpeed), curate with it
+(Ray Data), align a policy with DPO on what it curated, and serve it (Ray Serve).
 """
 
 from __future__ import annotations
@@ -21,12 +22,25 @@ from .synth.world import TASKS, generate_world
 def _progress_bar(console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
-def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed: int = 0, corrupt: int = 2,
-             max_new_tokens: int = 24, console=None) -> dict[str, Any]:
+def run_demo(
+    workdir: str = "runs/demo",
+    n: int = 6,
+    n_candidates: int = 4,
+    seed: int = 0,
+    corrupt: int = 2,
+    max_new_tokens: int = 24,
+    console=None,
+) -> dict[str, Any]:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -45,16 +59,26 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     if not card.exists():
         build_tiny_judge(judge_dir, arch="qwen2_5_vl", size="small", seed=seed)
     info = json.loads(card.read_text())
-    console.print(f"[1/9] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
-                  "parameters, random weights: untrained)")
+    console.print(
+        f"[1/9] tiny judge: {judge_dir}  ({info['arch']} architecture, {info['parameters'] / 1e6:.1f}M "
+        "parameters, random weights: untrained)"
+    )
 
     world_dir = work / "world"
     with _progress_bar(console) as bar:
         tid = bar.add_task("synthesizing", total=n * len(TASKS))
-        summary = generate_world(str(world_dir), n=n, seed=seed, n_candidates=n_candidates, corrupt=corrupt,
-                                 progress=lambda task, i, total: bar.advance(tid))
-    console.print(f"[2/9] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
-                  f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})")
+        summary = generate_world(
+            str(world_dir),
+            n=n,
+            seed=seed,
+            n_candidates=n_candidates,
+            corrupt=corrupt,
+            progress=lambda task, i, total: bar.advance(tid),
+        )
+    console.print(
+        f"[2/9] synthetic world: {world_dir}  ({n} prompts x {n_candidates} candidates per task, "
+        f"{len(summary.corrupted)} damaged files: {sorted({c['corruption'] for c in summary.corrupted})})"
+    )
 
     rm = RewardModel(judge_dir, max_new_tokens=max_new_tokens)
     results: dict[str, Any] = {}
@@ -63,16 +87,23 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
     for task in TASKS:
         items, rows = read_items(summary.items[task])
         if Task(task).is_generation:  # also the multi-dimension scores of generation candidates
-            extra = [JudgeItem(it.task, it.prompt, it.candidates, mode=Mode.POINT_MULTI, id=f"{it.id}:multi")
-                     for it in items if it.resolved_mode() is Mode.POINT_SCORE]
+            extra = [
+                JudgeItem(it.task, it.prompt, it.candidates, mode=Mode.POINT_MULTI, id=f"{it.id}:multi")
+                for it in items
+                if it.resolved_mode() is Mode.POINT_SCORE
+            ]
             items = items + extra
             rows = rows + [dict(r, mode="point_multi") for r in rows if r["mode"] == "point_score"]
         for method in ("logits", "generate"):
             with _progress_bar(console) as bar:
                 tid = bar.add_task(f"{task} / {method}", total=None)
                 t = time.time()
-                judgments = rm.judge(items, method=method, swap=True,
-                                     progress=lambda done, total: bar.update(tid, completed=done, total=total))
+                judgments = rm.judge(
+                    items,
+                    method=method,
+                    swap=True,
+                    progress=lambda done, total: bar.update(tid, completed=done, total=total),
+                )
                 elapsed = time.time() - t
             res = _score(judgments, rows)
             res["seconds"] = round(elapsed, 2)
@@ -82,32 +113,59 @@ def run_demo(workdir: str = "runs/demo", n: int = 6, n_candidates: int = 4, seed
                 d.pop("provenance", None)
                 rows_out.append(dict(d, label=r["label"], gt_scores=r["gt_scores"]))
 
-    table = Table(title="[3/9] agreement with ground truth (untrained tiny judge: chance level is expected)",
-                  box=box.SIMPLE_HEAD)
-    for col in ("task", "method", "pair acc", "w/o ties", "point rho", "multi rho", "ok/unp/inv/err", "swap agree",
-                "sec"):
+    table = Table(
+        title="[3/9] agreement with ground truth (untrained tiny judge: chance level is expected)", box=box.SIMPLE_HEAD
+    )
+    for col in (
+        "task",
+        "method",
+        "pair acc",
+        "w/o ties",
+        "point rho",
+        "multi rho",
+        "ok/unp/inv/err",
+        "swap agree",
+        "sec",
+    ):
         table.add_column(col, justify="left" if col in ("task", "method") else "right", no_wrap=True)
     for task, by_method in results.items():
         for method, r in by_method.items():
             p, q, m, s = r["pairs"], r["points"], r.get("multi"), r["status"]
-            table.add_row(task.replace("_generation", " gen").replace("_understanding", " und"), method,
-                          _f(p["acc"]), _f(p["acc_without_ties"]), _f(q["spearman"]), _f(m["spearman"]) if m else "-",
-                          f"{s['ok']}/{s['unparsed']}/{s['invalid_input']}/{s['error']}", _f(p["swap_agreement"]),
-                          f"{r['seconds']:.1f}")
+            table.add_row(
+                task.replace("_generation", " gen").replace("_understanding", " und"),
+                method,
+                _f(p["acc"]),
+                _f(p["acc_without_ties"]),
+                _f(q["spearman"]),
+                _f(m["spearman"]) if m else "-",
+                f"{s['ok']}/{s['unparsed']}/{s['invalid_input']}/{s['error']}",
+                _f(p["swap_agreement"]),
+                f"{r['seconds']:.1f}",
+            )
     console.print(table)
 
     invalid = sum(r["status"]["invalid_input"] for bm in results.values() for r in bm.values())
-    console.print(f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
-                  "every other item was judged.")
+    console.print(
+        f"Damaged files became {invalid} invalid_input judgments (each with its reason in judgments.jsonl); "
+        "every other item was judged."
+    )
     trained = _train(judge_dir, summary, work, console, seed)
     trained_dir = Path(trained["final"])
     curation = _curate(trained_dir, summary, work / "curate", console)
     aligned = _align(judge_dir, curation, work / "train_world", work, console, seed)
     served = _serve(trained_dir, summary, console)
 
-    out = dict(judge=str(judge_dir), world=str(world_dir), corrupted=summary.corrupted, results=results,
-               training=trained, curation=curation, alignment=aligned, served=served,
-               seconds=round(time.time() - t0, 1))
+    out = dict(
+        judge=str(judge_dir),
+        world=str(world_dir),
+        corrupted=summary.corrupted,
+        results=results,
+        training=trained,
+        curation=curation,
+        alignment=aligned,
+        served=served,
+        seconds=round(time.time() - t0, 1),
+    )
     storage.write_bytes(str(work / "summary.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "judgments.jsonl"), "".join(json.dumps(r) + "\n" for r in rows_out).encode())
     _plot(results, work / "agreement.png")
@@ -135,15 +193,31 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
     train_world = work / "train_world"
     if not (train_world / "world.json").exists():
         generate_world(str(train_world), n=r["prompts"], seed=seed + 1000, n_candidates=4, pairs="all")
-    spec = TrainRewardSpec.model_validate(dict(
-        kind="train_reward", name="demo-judge", model=str(judge_dir), output=str(work / "train"),
-        data=dict(train=[dict(path=str(train_world / f"{t}.items.parquet")) for t in TASKS],
-                  eval=[dict(path=world.items[t]) for t in TASKS]),
-        training=dict(max_steps=r["max_steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_ratio=r["warmup_ratio"],
-                      eval_every=r["eval_every"], deepspeed=dict(zero_stage=2)),
-        resources=dict(workers=2, cpus_per_worker=1)))
-    console.print(f"[4/9] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
-                  f"prompts per task (seed {seed + 1000}), {r['max_steps']} steps; held out: the demo world above")
+    spec = TrainRewardSpec.model_validate(
+        dict(
+            kind="train_reward",
+            name="demo-judge",
+            model=str(judge_dir),
+            output=str(work / "train"),
+            data=dict(
+                train=[dict(path=str(train_world / f"{t}.items.parquet")) for t in TASKS],
+                eval=[dict(path=world.items[t]) for t in TASKS],
+            ),
+            training=dict(
+                max_steps=r["max_steps"],
+                batch_size=r["batch_size"],
+                lr=r["lr"],
+                warmup_ratio=r["warmup_ratio"],
+                eval_every=r["eval_every"],
+                deepspeed=dict(zero_stage=2),
+            ),
+            resources=dict(workers=2, cpus_per_worker=1),
+        )
+    )
+    console.print(
+        f"[4/9] training the judge on Ray Train + DeepSpeed ZeRO-2 (2 CPU workers): {r['prompts']} training "
+        f"prompts per task (seed {seed + 1000}), {r['max_steps']} steps; held out: the demo world above"
+    )
     import logging
 
     import ray
@@ -152,8 +226,11 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     summary = run_train_reward(spec, lambda m: console.print(m, markup=False, highlight=False))
     before, after = summary["before"] or {}, summary["after"]
-    table = Table(title=f"[5/9] the judge before and after training (held-out demo world, logit method; best step "
-                        f"{summary['best_step']}, {summary['seconds']:.0f} s)", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"[5/9] the judge before and after training (held-out demo world, logit method; best step "
+        f"{summary['best_step']}, {summary['seconds']:.0f} s)",
+        box=box.SIMPLE_HEAD,
+    )
     for col in ("task", "pair acc before", "after", "w/o ties before", "after", "point rho before", "after"):
         table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
     for task in TASKS:
@@ -162,14 +239,25 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
             cells += [_f(before.get(f"eval/{task}/{key}")), _f(after.get(f"eval/{task}/{key}"))]
         table.add_row(task, *cells)
     console.print(table)
-    accs = [after.get(f"eval/{t}/acc_without_ties") for t in TASKS if after.get(f"eval/{t}/acc_without_ties") is not None]
+    accs = [
+        after.get(f"eval/{t}/acc_without_ties") for t in TASKS if after.get(f"eval/{t}/acc_without_ties") is not None
+    ]
     if accs and max(accs) < 0.7:
-        console.print("  Held-out accuracy is still near chance: in this budget the tiny judge learns the answer format "
-                      "(every judgment parses), not the preferences. The curation below keeps whatever it leans "
-                      "towards (P barely above 0.5); its precision column shows what such pairs are worth. Why, and "
-                      "what was tried: docs/training.md.")
-    return dict(final=summary["final"], report=str(Path(summary["run"]) / "report"), before=before, after=after,
-                best_step=summary["best_step"], seconds=summary["seconds"], data=summary["data"])
+        console.print(
+            "  Held-out accuracy is still near chance: in this budget the tiny judge learns the answer format "
+            "(every judgment parses), not the preferences. The curation below keeps whatever it leans "
+            "towards (P barely above 0.5); its precision column shows what such pairs are worth. Why, and "
+            "what was tried: docs/training.md."
+        )
+    return dict(
+        final=summary["final"],
+        report=str(Path(summary["run"]) / "report"),
+        before=before,
+        after=after,
+        best_step=summary["best_step"],
+        seconds=summary["seconds"],
+        data=summary["data"],
+    )
 
 
 def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
@@ -183,11 +271,21 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
     from .pipelines.batch import run_spec
 
     shutil.rmtree(out, ignore_errors=True)
-    spec = CurateSpec.model_validate(dict(
-        kind="curate", name="demo-curate", input=[world.pools[t] for t in TASKS], output=str(out),
-        judge=dict(model=str(judge_dir)), resources=dict(batch_size=4, decode_batch_size=4), max_error_fraction=0.5))
-    console.print("[6/9] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
-                  "confirmation pairs, exactly-once shards, exporters")
+    spec = CurateSpec.model_validate(
+        dict(
+            kind="curate",
+            name="demo-curate",
+            input=[world.pools[t] for t in TASKS],
+            output=str(out),
+            judge=dict(model=str(judge_dir)),
+            resources=dict(batch_size=4, decode_batch_size=4),
+            max_error_fraction=0.5,
+        )
+    )
+    console.print(
+        "[6/9] curation on Ray Data (local Ray): pair ranking + point sifting over all four pools, "
+        "confirmation pairs, exactly-once shards, exporters"
+    )
     with _progress_bar(console) as bar:
         tid = bar.add_task("curating", total=None)
         summary = run_spec(spec, lambda done, total, counts: bar.update(tid, completed=done, total=total))
@@ -196,16 +294,31 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
         table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
     for task, t in summary["tasks"].items():
         st = t["status"]
-        table.add_row(task, str(t["prompts"]), str(st.get("kept", 0)), str(st.get("dropped", 0) + st.get("excluded", 0)),
-                      str(st.get("failed", 0)), _f(t["keep_rate"]), _f(t["precision"]["precision"]),
-                      _f(t["position_bias"]["rate"]))
+        table.add_row(
+            task,
+            str(t["prompts"]),
+            str(st.get("kept", 0)),
+            str(st.get("dropped", 0) + st.get("excluded", 0)),
+            str(st.get("failed", 0)),
+            _f(t["keep_rate"]),
+            _f(t["precision"]["precision"]),
+            _f(t["position_bias"]["rate"]),
+        )
     console.print(table)
-    exports = ", ".join(f"{name}: {sum(f['rows'] for f in e['files'].values())} rows"
-                        for name, e in summary["exports"].items())
-    console.print(f"Preferences: {out / 'preferences'}; exports ({exports}); report: {out / 'report'}; "
-                  f"{summary['errors']['total']} error records in {out / 'errors'}.")
-    return dict(output=str(out), tasks=summary["tasks"], errors=summary["errors"], run=summary["run"],
-                exports=summary["exports"])
+    exports = ", ".join(
+        f"{name}: {sum(f['rows'] for f in e['files'].values())} rows" for name, e in summary["exports"].items()
+    )
+    console.print(
+        f"Preferences: {out / 'preferences'}; exports ({exports}); report: {out / 'report'}; "
+        f"{summary['errors']['total']} error records in {out / 'errors'}."
+    )
+    return dict(
+        output=str(out),
+        tasks=summary["tasks"],
+        errors=summary["errors"],
+        run=summary["run"],
+        exports=summary["exports"],
+    )
 
 
 # The demo's alignment recipe: DPO of the tiny VLM, a few dozen steps on two CPU workers
@@ -213,7 +326,9 @@ DEMO_DPO = dict(max_steps=20, batch_size=4, lr=1e-3, questions=24, truth_pairs=8
 QA_TASKS = ("image_understanding", "video_understanding")
 
 
-def _align(policy_dir: Path, curation: dict[str, Any], train_world: Path, work: Path, console, seed: int) -> dict[str, Any]:
+def _align(
+    policy_dir: Path, curation: dict[str, Any], train_world: Path, work: Path, console, seed: int
+) -> dict[str, Any]:
     """Step 7: DPO of the tiny VLM (TRL on Ray Train) on the pairs the trained judge curated, and, as
     the reference, on ground-truth pairs (what a perfect judge would keep); the policy's accuracy on
     held-out synthetic questions before and after."""
@@ -240,50 +355,88 @@ def _align(policy_dir: Path, curation: dict[str, Any], train_world: Path, work: 
     prefs = []
     for t in QA_TASKS:
         items, rows = read_items(str(train_world / f"{t}.items.parquet"))
-        labelled = [(it, row) for it, row in zip(items, rows)
-                    if row["mode"] == "pair_rank" and row["label"] in ("first", "second")]
-        for it, row in labelled[:r["truth_pairs"]]:
+        labelled = [
+            (it, row)
+            for it, row in zip(items, rows)
+            if row["mode"] == "pair_rank" and row["label"] in ("first", "second")
+        ]
+        for it, row in labelled[: r["truth_pairs"]]:
             a, b = it.candidates
             chosen, rejected = (a, b) if row["label"] == "first" else (b, a)
-            prefs.append(dict(task=t, prompt_id=row["item_id"], prompt=it.prompt, context=it.context,
-                              chosen=chosen, rejected=rejected))
+            prefs.append(
+                dict(
+                    task=t,
+                    prompt_id=row["item_id"],
+                    prompt=it.prompt,
+                    context=it.context,
+                    chosen=chosen,
+                    rejected=rejected,
+                )
+            )
     truth = export_trl(prefs, str(work / "align" / "ground_truth_pairs"), limits)["files"]
     n_judged = sum(f["rows"] for f in judged.values())
-    console.print(f"[7/9] aligning the tiny VLM (the untrained base) with DPO: TRL's DPOTrainer on Ray Train + "
-                  f"DeepSpeed ZeRO-2, {r['max_steps']} steps; on the {n_judged} understanding pairs the trained judge "
-                  f"curated, and on {sum(f['rows'] for f in truth.values())} ground-truth pairs for reference")
+    console.print(
+        f"[7/9] aligning the tiny VLM (the untrained base) with DPO: TRL's DPOTrainer on Ray Train + "
+        f"DeepSpeed ZeRO-2, {r['max_steps']} steps; on the {n_judged} understanding pairs the trained judge "
+        f"curated, and on {sum(f['rows'] for f in truth.values())} ground-truth pairs for reference"
+    )
 
     def dpo(name: str, files: dict[str, Any]) -> dict[str, Any]:
-        spec = DpoSpec.model_validate(dict(
-            kind="dpo", name=name, policy="vlm", model=str(policy_dir), output=str(work / "align"),
-            data=dict(train=[f["path"] for f in files.values()], eval_fraction=0.15),
-            training=dict(max_steps=r["max_steps"], batch_size=r["batch_size"], lr=r["lr"], warmup_ratio=0.1,
-                          eval_every=r["max_steps"], deepspeed=dict(zero_stage=2)),
-            resources=dict(workers=2, cpus_per_worker=1)))
+        spec = DpoSpec.model_validate(
+            dict(
+                kind="dpo",
+                name=name,
+                policy="vlm",
+                model=str(policy_dir),
+                output=str(work / "align"),
+                data=dict(train=[f["path"] for f in files.values()], eval_fraction=0.15),
+                training=dict(
+                    max_steps=r["max_steps"],
+                    batch_size=r["batch_size"],
+                    lr=r["lr"],
+                    warmup_ratio=0.1,
+                    eval_every=r["max_steps"],
+                    deepspeed=dict(zero_stage=2),
+                ),
+                resources=dict(workers=2, cpus_per_worker=1),
+            )
+        )
         summary = run_dpo(spec, lambda m: console.print(m, markup=False, highlight=False))
-        return dict(final=summary["final"], after=summary["after"], seconds=summary["seconds"],
-                    accuracy=accuracy(summary["final"]))
+        return dict(
+            final=summary["final"],
+            after=summary["after"],
+            seconds=summary["seconds"],
+            accuracy=accuracy(summary["final"]),
+        )
 
     runs = {"before DPO": dict(accuracy=accuracy(str(policy_dir)))}
     if n_judged >= r["min_pairs"]:
         runs["DPO on judge-curated pairs"] = dpo("dpo-judge-curated", judged)
     runs["DPO on ground-truth pairs"] = dpo("dpo-ground-truth", truth)
-    table = Table(title=f"[8/9] the policy on {r['questions']} held-out questions per task (picks the answer it finds "
-                        "most likely; ground truth from the synthetic world)", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"[8/9] the policy on {r['questions']} held-out questions per task (picks the answer it finds "
+        "most likely; ground truth from the synthetic world)",
+        box=box.SIMPLE_HEAD,
+    )
     for col in ("policy", *QA_TASKS, "held-out implicit acc"):
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
     base = runs["before DPO"]["accuracy"]
     table.add_row("chance (uniform pick)", *[_f(base[t]["chance"]) for t in QA_TASKS], "")
     for name, run in runs.items():
-        table.add_row(name, *[_f(run["accuracy"][t]["accuracy"]) for t in QA_TASKS],
-                      _f((run.get("after") or {}).get("eval/implicit_acc")))
+        table.add_row(
+            name,
+            *[_f(run["accuracy"][t]["accuracy"]) for t in QA_TASKS],
+            _f((run.get("after") or {}).get("eval/implicit_acc")),
+        )
     if n_judged < r["min_pairs"]:
         table.add_row("DPO on judge-curated pairs", f"{n_judged} pairs", "not run", "")
     console.print(table)
     if n_judged < r["min_pairs"]:
-        console.print(f"  The trained judge curated {n_judged} understanding pairs (fewer than {r['min_pairs']}: it cannot "
-                      "tell them apart yet, step 5), too few to align on; the ground-truth run shows what a perfect "
-                      "judge's pairs do.")
+        console.print(
+            f"  The trained judge curated {n_judged} understanding pairs (fewer than {r['min_pairs']}: it cannot "
+            "tell them apart yet, step 5), too few to align on; the ground-truth run shows what a perfect "
+            "judge's pairs do."
+        )
     console.print("  What these numbers mean, and why a tiny policy moves little: docs/alignment.md.")
     return dict(pairs=dict(judge_curated=n_judged, ground_truth=sum(f["rows"] for f in truth.values())), runs=runs)
 
@@ -295,10 +448,11 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
     from .serve.client import RewardClient
 
     console.print("[9/9] the online reward endpoint (Ray Serve, dynamic batching) on 127.0.0.1, scored over HTTP")
-    url = local.start(args=dict(judge=dict(model=str(judge_dir)), port=8765),
-                      deployment=dict(autoscaling_config=None, num_replicas=1,
-                                      ray_actor_options={"num_cpus": 1, "num_gpus": 0}),
-                      log_level="WARNING")
+    url = local.start(
+        args=dict(judge=dict(model=str(judge_dir)), port=8765),
+        deployment=dict(autoscaling_config=None, num_replicas=1, ray_actor_options={"num_cpus": 1, "num_gpus": 0}),
+        log_level="WARNING",
+    )
     items = []
     for task in TASKS:
         task_items, _ = read_items(world.items[task])
@@ -313,10 +467,15 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
     for it, j in zip(items, judged):
         verdict = f"{j.verdict} (P={max(j.probs.values()):.3f}, orders agree: {j.agreement})" if j.ok else j.reason
         console.print(f"  {str(it.task):20s} {it.id:26s} {j.status.value:13s} {verdict}")
-    console.print(f"  {len(items)} pairs over HTTP in {seconds:.2f} s; the endpoint is shut down. "
-                  f"Run it yourself: `unireward serve --model {judge_dir}` (docs at /docs).")
-    return dict(url=url, items=len(items), statuses={s: sum(j.status.value == s for j in judged)
-                                                      for s in {j.status.value for j in judged}})
+    console.print(
+        f"  {len(items)} pairs over HTTP in {seconds:.2f} s; the endpoint is shut down. "
+        f"Run it yourself: `unireward serve --model {judge_dir}` (docs at /docs)."
+    )
+    return dict(
+        url=url,
+        items=len(items),
+        statuses={s: sum(j.status.value == s for j in judged) for s in {j.status.value for j in judged}},
+    )
 
 
 def _score(judgments, rows) -> dict[str, Any]:

@@ -17,8 +17,18 @@ from .synth.world import TASKS
 METRICS = ("acc_without_ties", "spearman")
 
 
-def synergy(workdir: str, prompts: int = 48, eval_prompts: int = 12, steps: int = 60, size: str = "small",
-            batch_size: int = 8, lr: float = 2e-3, workers: int = 2, seed: int = 0, say=print) -> dict[str, Any]:
+def synergy(
+    workdir: str,
+    prompts: int = 48,
+    eval_prompts: int = 12,
+    steps: int = 60,
+    size: str = "small",
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    workers: int = 2,
+    seed: int = 0,
+    say=print,
+) -> dict[str, Any]:
     from .config import TrainRewardSpec
     from .models.tiny import build_tiny_judge
     from .pipelines.train import run_train_reward
@@ -35,22 +45,49 @@ def synergy(workdir: str, prompts: int = 48, eval_prompts: int = 12, steps: int 
     table: dict[str, dict[str, Any]] = {}
     started = time.time()
     for name, tasks in runs.items():
-        spec = TrainRewardSpec.model_validate(dict(
-            kind="train_reward", name=f"synergy-{name}", model=str(judge), output=str(work / "runs"),
-            data=dict(train=[dict(path=train_world.items[t]) for t in tasks],
-                      eval=[dict(path=eval_world.items[t]) for t in TASKS],
-                      weights={t: 1.0 for t in tasks}, total=steps * len(tasks) * batch_size * workers),
-            training=dict(max_steps=steps * len(tasks), batch_size=batch_size, lr=lr, warmup_ratio=0.05,
-                          eval_every=steps * len(tasks), eval_before=name == "joint", seed=seed),
-            resources=dict(workers=workers)))
+        spec = TrainRewardSpec.model_validate(
+            dict(
+                kind="train_reward",
+                name=f"synergy-{name}",
+                model=str(judge),
+                output=str(work / "runs"),
+                data=dict(
+                    train=[dict(path=train_world.items[t]) for t in tasks],
+                    eval=[dict(path=eval_world.items[t]) for t in TASKS],
+                    weights={t: 1.0 for t in tasks},
+                    total=steps * len(tasks) * batch_size * workers,
+                ),
+                training=dict(
+                    max_steps=steps * len(tasks),
+                    batch_size=batch_size,
+                    lr=lr,
+                    warmup_ratio=0.05,
+                    eval_every=steps * len(tasks),
+                    eval_before=name == "joint",
+                    seed=seed,
+                ),
+                resources=dict(workers=workers),
+            )
+        )
         say(f"[synergy] training on {', '.join(tasks)} ({spec.training.max_steps} steps)")
         summary = run_train_reward(spec, say)
         table[name] = {f"{t}/{m}": summary["after"].get(f"eval/{t}/{m}") for t in TASKS for m in METRICS}
         if summary["before"]:
             table["untrained"] = {f"{t}/{m}": summary["before"].get(f"eval/{t}/{m}") for t in TASKS for m in METRICS}
-    out = dict(table=table, setup=dict(prompts=prompts, eval_prompts=eval_prompts, steps=steps, size=size,
-                                       batch_size=batch_size, lr=lr, workers=workers, seed=seed,
-                                       seconds=round(time.time() - started, 1)))
+    out = dict(
+        table=table,
+        setup=dict(
+            prompts=prompts,
+            eval_prompts=eval_prompts,
+            steps=steps,
+            size=size,
+            batch_size=batch_size,
+            lr=lr,
+            workers=workers,
+            seed=seed,
+            seconds=round(time.time() - started, 1),
+        ),
+    )
     storage.write_bytes(str(work / "synergy.json"), json.dumps(out, indent=2).encode())
     storage.write_bytes(str(work / "synergy.md"), markdown(out).encode())
     _plot(table, str(work / "synergy.png"))
@@ -85,14 +122,17 @@ def _plot(table: dict[str, dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .train.reward import save_png
+    from .train.runtime import save_png
 
     fig, ax = plt.subplots(figsize=(9, 4))
     x = np.arange(len(TASKS))
     bars = [("untrained", "untrained"), ("single task", None), ("joint (all four)", "joint")]
     for k, (label, key) in enumerate(bars):
-        vals = [(table.get(key or t) or {}).get(f"{t}/acc_without_ties") or 0.0 for t in TASKS] if key != "untrained" \
+        vals = (
+            [(table.get(key or t) or {}).get(f"{t}/acc_without_ties") or 0.0 for t in TASKS]
+            if key != "untrained"
             else [(table.get("untrained") or {}).get(f"{t}/acc_without_ties") or 0.0 for t in TASKS]
+        )
         ax.bar(x + (k - 1) * 0.27, vals, 0.27, label=label)
     ax.axhline(0.5, color="grey", lw=1, ls="--")
     ax.set_xticks(x, [t.replace("_", "\n") for t in TASKS])

@@ -16,13 +16,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..io import media as media_io
 from ..io import storage
 
-EXPORTERS = {"trl": ("image_understanding", "video_understanding"), "diffusion_dpo": ("image_generation",),
-             "videodpo": ("video_generation",)}
+EXPORTERS = {
+    "trl": ("image_understanding", "video_understanding"),
+    "diffusion_dpo": ("image_generation",),
+    "videodpo": ("video_generation",),
+}
 
 
 def applicable(prefs: Sequence[dict[str, Any]]) -> list[str]:
@@ -58,8 +62,15 @@ def export_trl(prefs: Sequence[dict[str, Any]], out: str, limits: media_io.Media
     from datasets import Dataset, Features, Image, List, Value
 
     message = List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})})
-    features = Features({"prompt_id": Value("string"), "images": List(Image()), "prompt": message,
-                         "chosen": message, "rejected": message})
+    features = Features(
+        {
+            "prompt_id": Value("string"),
+            "images": List(Image()),
+            "prompt": message,
+            "chosen": message,
+            "rejected": message,
+        }
+    )
     written, skipped = {}, []
     for task in EXPORTERS["trl"]:
         rows = [p for p in prefs if p["task"] == task]
@@ -100,8 +111,9 @@ def export_diffusion_dpo(prefs: Sequence[dict[str, Any]], out: str, limits: medi
         records["jpg_0"].append(chosen)
         records["jpg_1"].append(rejected)
         records["label_0"].append(1.0)
-    features = Features({"caption": Value("string"), "jpg_0": Value("binary"), "jpg_1": Value("binary"),
-                         "label_0": Value("float64")})
+    features = Features(
+        {"caption": Value("string"), "jpg_0": Value("binary"), "jpg_1": Value("binary"), "label_0": Value("float64")}
+    )
     uri = storage.join(out, "train.parquet")
     _write_dataset(Dataset.from_dict(records, features=features), uri)
     return dict(files={"image_generation": dict(path=uri, rows=len(records["caption"]))}, skipped=skipped)
@@ -110,10 +122,13 @@ def export_diffusion_dpo(prefs: Sequence[dict[str, Any]], out: str, limits: medi
 def export_videodpo(prefs: Sequence[dict[str, Any]], out: str, limits: media_io.MediaLimits) -> dict[str, Any]:
     from datasets import Dataset, Features, Value
 
-    rows = [dict(idx=k, caption=p["prompt"], chosen=p["chosen"], rejected=p["rejected"])
-            for k, p in enumerate(p for p in prefs if p["task"] == "video_generation")]
-    features = Features({"idx": Value("int64"), "caption": Value("string"), "chosen": Value("string"),
-                         "rejected": Value("string")})
+    rows = [
+        dict(idx=k, caption=p["prompt"], chosen=p["chosen"], rejected=p["rejected"])
+        for k, p in enumerate(p for p in prefs if p["task"] == "video_generation")
+    ]
+    features = Features(
+        {"idx": Value("int64"), "caption": Value("string"), "chosen": Value("string"), "rejected": Value("string")}
+    )
     uri = storage.join(out, "data.parquet")
     _write_dataset(Dataset.from_list(rows, features=features), uri)
     storage.write_bytes(storage.join(out, "dpo_data.json"), json.dumps(rows, indent=1).encode())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter, defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,9 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def summarize_curation(prompts: Sequence[dict[str, Any]], prefs: Sequence[dict[str, Any]],
-                       errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize_curation(
+    prompts: Sequence[dict[str, Any]], prefs: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """``prompts``: one row per prompt (prompt_id, task, status, reason, stats as a dict)."""
     by_task: dict[str, dict[str, Any]] = {}
     tasks = sorted({p["task"] for p in prompts})
@@ -29,7 +31,9 @@ def summarize_curation(prompts: Sequence[dict[str, Any]], prefs: Sequence[dict[s
         kept = [p for p in prefs if p["task"] == task]
         gt = [p for p in kept if p.get("chosen_gt") is not None and p.get("rejected_gt") is not None]
         by_task[task] = dict(
-            prompts=len(rows), status=dict(status), keep_rate=_rate(status.get("kept", 0), len(rows)),
+            prompts=len(rows),
+            status=dict(status),
+            keep_rate=_rate(status.get("kept", 0), len(rows)),
             pairs_judged=sum(p["stats"].get("pairs", 0) for p in rows),
             points_judged=sum(p["stats"].get("points", 0) for p in rows),
             tie_verdicts=sum(p["stats"].get("ties", 0) for p in rows),
@@ -44,14 +48,22 @@ def summarize_curation(prompts: Sequence[dict[str, Any]], prefs: Sequence[dict[s
                 equal_truth=sum(p["chosen_gt"] == p["rejected_gt"] for p in gt),
                 precision=_rate(sum(p["chosen_gt"] > p["rejected_gt"] for p in gt), len(gt)),
             ),
-            drop_reasons=dict(Counter(_reason_kind(p["reason"]) for p in rows if p["status"] in ("dropped", "excluded"))
-                              .most_common(8)),
+            drop_reasons=dict(
+                Counter(_reason_kind(p["reason"]) for p in rows if p["status"] in ("dropped", "excluded")).most_common(
+                    8
+                )
+            ),
         )
     return dict(
-        prompts=len(prompts), preferences=len(prefs), failed_prompts=sum(p["status"] == "failed" for p in prompts),
-        errors=dict(total=len(errors), by_stage=dict(Counter(e["stage"] for e in errors)),
-                    by_status=dict(Counter(e["status"] for e in errors)),
-                    by_code=dict(Counter(_reason_kind(e["reason"]) for e in errors).most_common(10))),
+        prompts=len(prompts),
+        preferences=len(prefs),
+        failed_prompts=sum(p["status"] == "failed" for p in prompts),
+        errors=dict(
+            total=len(errors),
+            by_stage=dict(Counter(e["stage"] for e in errors)),
+            by_status=dict(Counter(e["status"] for e in errors)),
+            by_code=dict(Counter(_reason_kind(e["reason"]) for e in errors).most_common(10)),
+        ),
         tasks=by_task,
     )
 
@@ -128,8 +140,11 @@ def summarize_scores(judgments: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ok_pairs = [j for j in pairs if j["status"] == "ok"]
         labelled = [j for j in ok_pairs if j.get("label")]
         decisive = [j for j in ok_pairs if j["verdict"] in ("first", "second")]
-        truth = [(j["score_norm"], j["gt_scores"][0]) for j in points
-                 if j["status"] == "ok" and j.get("gt_scores") and j["gt_scores"][0] is not None]
+        truth = [
+            (j["score_norm"], j["gt_scores"][0])
+            for j in points
+            if j["status"] == "ok" and j.get("gt_scores") and j["gt_scores"][0] is not None
+        ]
         out["tasks"][task] = dict(
             status=dict(Counter(j["status"] for j in rows)),
             verdicts=dict(Counter(j["verdict"] for j in ok_pairs)),

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,62 @@ class PromptResult:
     stats: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
     context: str | None = None  # reference to the context media
+
+    def record(self) -> dict[str, Any]:
+        """The prompt's result as a staged row (``schema.STAGED_PROMPT_SCHEMA``): the lists as JSON,
+        so shards keep one schema whatever they hold."""
+        return dict(
+            prompt_id=self.prompt_id,
+            task=self.task,
+            prompt=self.prompt,
+            context=self.context,
+            status=self.status,
+            reason=self.reason,
+            preferences=json.dumps(self.preferences),
+            errors=json.dumps(self.errors),
+            judgments=json.dumps(self.judgments),
+            stats=json.dumps(self.stats),
+        )
+
+
+def pool_row_from_record(row: dict[str, Any], decoded: dict[str, Any] | None = None) -> PoolRow:
+    """A PoolRow from a pool record (``schema.POOL_SCHEMA``), with the media already decoded for it
+    (``judge.records.decode_row_media``: by candidate id, and the context). A candidate without its
+    media or text, or a row whose ``meta`` is not a JSON object, is recorded as such, never skipped."""
+    from ..judge.records import CONTEXT_KEY
+
+    decoded = decoded or {}
+    try:
+        generation = Task(row.get("task")).is_generation
+    except ValueError:
+        generation = False
+    cands = []
+    for k, c in enumerate(row.get("candidates") or []):
+        if not c:
+            continue
+        cid = c.get("id") or f"{row.get('prompt_id')}-c{k}"
+        ref = c.get("media") if generation else c.get("text")
+        if ref is None:
+            source: Any = MediaError("not_found", f"candidate {cid} has no {'media' if generation else 'text'}")
+        else:
+            source = decoded.get(c.get("id"), ref) if generation else ref
+        cands.append(Candidate(cid, ref or "", source, c.get("gt_score"), c.get("seed")))
+    error = None
+    try:
+        meta = json.loads(row["meta"]) if row.get("meta") else {}
+    except (TypeError, ValueError) as e:  # never read as "no error": the row fails with the reason
+        meta, error = {}, f"malformed meta (not JSON: {e})"
+    if not isinstance(meta, dict):
+        meta, error = {}, f"malformed meta (a JSON object was expected, got {type(meta).__name__})"
+    return PoolRow(
+        row.get("prompt_id") or "",
+        row.get("task") or "",
+        row.get("prompt") or "",
+        cands,
+        context_ref=row.get("context"),
+        context=decoded.get(CONTEXT_KEY, row.get("context")),
+        error=error or meta.get("generate_error"),
+    )
 
 
 @dataclass
@@ -123,20 +180,35 @@ def row_problem(row: PoolRow) -> str | None:
 
 
 def _error(row: PoolRow, stage: str, status: str, reason: str, candidate_id: str | None = None) -> dict[str, Any]:
-    return dict(unit_id=row.prompt_id, candidate_id=candidate_id, task=row.task, stage=stage, status=status,
-                reason=reason)
+    return dict(
+        unit_id=row.prompt_id, candidate_id=candidate_id, task=row.task, stage=stage, status=status, reason=reason
+    )
 
 
 def _item(row: PoolRow, cands: Sequence[Candidate], tag: str, mode: Mode | None = None) -> JudgeItem:
     generation = Task(row.task).is_generation
-    return JudgeItem(row.task, row.prompt, [c.source for c in cands], context=None if generation else row.context,
-                     mode=mode, id=f"{row.prompt_id}:{tag}")
+    return JudgeItem(
+        row.task,
+        row.prompt,
+        [c.source for c in cands],
+        context=None if generation else row.context,
+        mode=mode,
+        id=f"{row.prompt_id}:{tag}",
+    )
 
 
 def _compact(kind: str, ids: Sequence[str], j: Judgment) -> dict[str, Any]:
     shown = [o.verdict for o in j.orders] if j.orders else [j.verdict]
-    return dict(kind=kind, ids=list(ids), status=j.status.value, verdict=j.verdict, probs=j.probs, score=j.score_norm,
-                shown_verdicts=[v for v in shown if v is not None], reason=j.reason)
+    return dict(
+        kind=kind,
+        ids=list(ids),
+        status=j.status.value,
+        verdict=j.verdict,
+        probs=j.probs,
+        score=j.score_norm,
+        shown_verdicts=[v for v in shown if v is not None],
+        reason=j.reason,
+    )
 
 
 def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, seed: int = 0) -> list[PromptResult]:
@@ -149,25 +221,49 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
     owners: list[tuple[int, str, Any]] = []  # (row index, 'pair'|'point', pair spec or candidate)
     for r, row in enumerate(rows):
         if row.error:
-            results[r] = PromptResult(row.prompt_id, row.task, "failed", f"generation failed: {row.error}",
-                                      prompt=row.prompt, context=row.context_ref,
-                                      errors=[_error(row, "generate", "error", row.error)])
+            results[r] = PromptResult(
+                row.prompt_id,
+                row.task,
+                "failed",
+                f"generation failed: {row.error}",
+                prompt=row.prompt,
+                context=row.context_ref,
+                errors=[_error(row, "generate", "error", row.error)],
+            )
             continue
         problem = row_problem(row)
         if problem:
-            results[r] = PromptResult(row.prompt_id or "", row.task, "failed", problem, prompt=row.prompt,
-                                      context=row.context_ref, errors=[_error(row, "input", "invalid_input", problem)])
+            results[r] = PromptResult(
+                row.prompt_id or "",
+                row.task,
+                "failed",
+                problem,
+                prompt=row.prompt,
+                context=row.context_ref,
+                errors=[_error(row, "input", "invalid_input", problem)],
+            )
             continue
         if isinstance(row.context, MediaError):
             why = f"{row.context.code}: {row.context.reason}"
-            results[r] = PromptResult(row.prompt_id, row.task, "failed", f"context media: {why}", prompt=row.prompt,
-                                      context=row.context_ref, errors=[_error(row, "decode", "invalid_input", why)])
+            results[r] = PromptResult(
+                row.prompt_id,
+                row.task,
+                "failed",
+                f"context media: {why}",
+                prompt=row.prompt,
+                context=row.context_ref,
+                errors=[_error(row, "decode", "invalid_input", why)],
+            )
             continue
-        errors = [_error(row, "decode", "invalid_input", f"{c.source.code}: {c.source.reason}", c.id)
-                  for c in row.candidates if isinstance(c.source, MediaError)]
+        errors = [
+            _error(row, "decode", "invalid_input", f"{c.source.code}: {c.source.reason}", c.id)
+            for c in row.candidates
+            if isinstance(c.source, MediaError)
+        ]
         good = [c for c in row.candidates if not isinstance(c.source, MediaError)]
-        results[r] = PromptResult(row.prompt_id, row.task, "pending", errors=errors, prompt=row.prompt,
-                                  context=row.context_ref)
+        results[r] = PromptResult(
+            row.prompt_id, row.task, "pending", errors=errors, prompt=row.prompt, context=row.context_ref
+        )
         if len(good) < 2:
             results[r].status, results[r].reason = "failed", f"only {len(good)} usable candidate(s)"
             continue
@@ -200,8 +296,10 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
             if policy == REJUDGE and not swap:
                 redo.append((r, p))
     if redo:
-        again = judge([_item(rows[r], [valid[r][p.b], valid[r][p.a]], f"{valid[r][p.b].id}~{valid[r][p.a].id}")
-                       for r, p in redo], False)
+        again = judge(
+            [_item(rows[r], [valid[r][p.b], valid[r][p.a]], f"{valid[r][p.b].id}~{valid[r][p.a].id}") for r, p in redo],
+            False,
+        )
         for (r, p), j in zip(redo, again):
             p.rejudged = _unswap(j)
             results[r].judgments.append(_compact("pair", [valid[r][p.b].id, valid[r][p.a].id], j))
@@ -224,8 +322,10 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
 
     # phase 3: confirm pair_point picks head to head: P(chosen better than rejected)
     if pending_confirm:
-        confirm_items = [_item(rows[r], [pick["_chosen"], pick["_rejected"]],
-                               f"confirm:{pick['_chosen'].id}~{pick['_rejected'].id}") for r, pick in pending_confirm]
+        confirm_items = [
+            _item(rows[r], [pick["_chosen"], pick["_rejected"]], f"confirm:{pick['_chosen'].id}~{pick['_rejected'].id}")
+            for r, pick in pending_confirm
+        ]
         for (r, pick), j in zip(pending_confirm, judge(confirm_items, swap)):
             res = results[r]
             res.judgments.append(_compact("confirm", [pick["_chosen"].id, pick["_rejected"].id], j))
@@ -239,7 +339,7 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
             _keep(res, pick, cfg)
 
     out = []
-    for r, row in enumerate(rows):
+    for r in range(len(rows)):
         res = results[r]
         if res.status == "pending":
             res.status = "dropped"
@@ -265,12 +365,25 @@ def _unswap(j: Judgment) -> Judgment:
     probs = None
     if j.probs is not None:
         probs = {k: j.probs[swap_verdict(k)] for k in j.probs}
-    return Judgment(j.item_id, j.task, j.mode, j.method, j.status, reason=j.reason, verdict=swap_verdict(j.verdict),
-                    probs=probs, mass=j.mass, raw_text=j.raw_text, agreement=j.agreement, provenance=j.provenance)
+    return Judgment(
+        j.item_id,
+        j.task,
+        j.mode,
+        j.method,
+        j.status,
+        reason=j.reason,
+        verdict=swap_verdict(j.verdict),
+        probs=probs,
+        mass=j.mass,
+        raw_text=j.raw_text,
+        agreement=j.agreement,
+        provenance=j.provenance,
+    )
 
 
-def _decisive(row: PoolRow, cands: list[Candidate], plist: list[_Pair], cfg: Any,
-              res: PromptResult) -> list[tuple[int, int, Judgment]] | None:
+def _decisive(
+    row: PoolRow, cands: list[Candidate], plist: list[_Pair], cfg: Any, res: PromptResult
+) -> list[tuple[int, int, Judgment]] | None:
     """The pairs with a first/second verdict after the tie and unparsed policies (a pair that is
     still a tie or unparsed after re-judging is dropped). None: the prompt is excluded."""
     out = []
@@ -318,9 +431,16 @@ def _select_pair_point(row, cands, plist, points, cfg, res) -> dict[str, Any] | 
         return None
     j_c = points[cands[chosen].id]
     p_dist = _p_from_distributions(j_c, points[cands[rejected].id])
-    return dict(_chosen=cands[chosen], _rejected=cands[rejected], chosen_score=scores[chosen],
-                rejected_score=scores[rejected], margin=margin, p_chosen_better=p_dist, judgment=j_c,
-                provenance_extra=dict(pairs=len(plist), decisive=len(winners)))
+    return dict(
+        _chosen=cands[chosen],
+        _rejected=cands[rejected],
+        chosen_score=scores[chosen],
+        rejected_score=scores[rejected],
+        margin=margin,
+        p_chosen_better=p_dist,
+        judgment=j_c,
+        provenance_extra=dict(pairs=len(plist), decisive=len(winners)),
+    )
 
 
 def _p_from_distributions(a: Judgment, b: Judgment) -> float | None:
@@ -375,10 +495,18 @@ def _select_bradley_terry(row, cands, plist, cfg, res) -> dict[str, Any] | None:
         res.status, res.reason = "dropped", f"Bradley-Terry margin {margin:.4f} is not above {cfg.margin}"
         return None
     first = decisive[0][2]
-    return dict(_chosen=cands[best], _rejected=cands[worst], chosen_score=float(s.max()),
-                rejected_score=float(s.min()), margin=margin, p_chosen_better=p, judgment=first,
-                provenance_extra=dict(pairs=len(plist), used=len(outcomes),
-                                      strengths={cands[k].id: round(float(s[index[k]]), 6) for k in seen}))
+    return dict(
+        _chosen=cands[best],
+        _rejected=cands[worst],
+        chosen_score=float(s.max()),
+        rejected_score=float(s.min()),
+        margin=margin,
+        p_chosen_better=p,
+        judgment=first,
+        provenance_extra=dict(
+            pairs=len(plist), used=len(outcomes), strengths={cands[k].id: round(float(s[index[k]]), 6) for k in seen}
+        ),
+    )
 
 
 def _keep(res: PromptResult, pick: dict[str, Any], cfg: Any) -> None:
@@ -388,17 +516,36 @@ def _keep(res: PromptResult, pick: dict[str, Any], cfg: Any) -> None:
         return
     j: Judgment = pick["judgment"]
     chosen, rejected = pick["_chosen"], pick["_rejected"]
-    prov = dict(j.provenance, selection=cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg),
-                **pick["provenance_extra"])
+    prov = dict(
+        j.provenance,
+        selection=cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg),
+        **pick["provenance_extra"],
+    )
     if chosen.seed is not None or rejected.seed is not None:
         prov["seeds"] = dict(chosen=chosen.seed, rejected=rejected.seed)
-    res.preferences.append(dict(
-        prompt_id=res.prompt_id, task=res.task, prompt=res.prompt, context=res.context, chosen_id=chosen.id, rejected_id=rejected.id, chosen=chosen.ref,
-        rejected=rejected.ref, chosen_score=pick["chosen_score"], rejected_score=pick["rejected_score"],
-        margin=pick["margin"], p_chosen_better=p, strategy=cfg.strategy, chosen_gt=chosen.gt, rejected_gt=rejected.gt,
-        judge=j.provenance.get("model"), protocol=j.provenance.get("protocol"), method=j.provenance.get("method"),
-        provenance=json.dumps(prov, sort_keys=True, default=str),
-    ))
+    res.preferences.append(
+        dict(
+            prompt_id=res.prompt_id,
+            task=res.task,
+            prompt=res.prompt,
+            context=res.context,
+            chosen_id=chosen.id,
+            rejected_id=rejected.id,
+            chosen=chosen.ref,
+            rejected=rejected.ref,
+            chosen_score=pick["chosen_score"],
+            rejected_score=pick["rejected_score"],
+            margin=pick["margin"],
+            p_chosen_better=p,
+            strategy=cfg.strategy,
+            chosen_gt=chosen.gt,
+            rejected_gt=rejected.gt,
+            judge=j.provenance.get("model"),
+            protocol=j.provenance.get("protocol"),
+            method=j.provenance.get("method"),
+            provenance=json.dumps(prov, sort_keys=True, default=str),
+        )
+    )
     res.status, res.reason = "kept", None
 
 

@@ -28,20 +28,33 @@ def _dtype(torch, dtype: str | None, device: str):
 
 
 class VLMSampler:
-    def __init__(self, model_path: str, device: str | None = None, dtype: str | None = None,
-                 media: MediaLimits = MediaLimits()):
+    def __init__(
+        self, model_path: str, device: str | None = None, dtype: str | None = None, media: MediaLimits = MediaLimits()
+    ):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.processor = AutoProcessor.from_pretrained(model_path)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            model_path, dtype=_dtype(torch, dtype, self.device)).to(self.device).eval()
+        self.model = (
+            AutoModelForImageTextToText.from_pretrained(model_path, dtype=_dtype(torch, dtype, self.device))
+            .to(self.device)
+            .eval()
+        )
         self.media = media
         self.model_path = model_path
 
-    def sample(self, task: str, prompt: str, context: Any, n: int, seed: int, temperature: float, top_p: float,
-               max_new_tokens: int) -> list[str]:
+    def sample(
+        self,
+        task: str,
+        prompt: str,
+        context: Any,
+        n: int,
+        seed: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+    ) -> list[str]:
         """``n`` answers to ``prompt`` about ``context`` (an image or video source)."""
         import torch
 
@@ -50,17 +63,29 @@ class VLMSampler:
         messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": prompt}]}]
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if isinstance(visual, Video):
-            enc = self.processor(text=[text], videos=[visual.frames], video_metadata=[visual.metadata()],
-                                 do_sample_frames=False, return_tensors="pt")
+            enc = self.processor(
+                text=[text],
+                videos=[visual.frames],
+                video_metadata=[visual.metadata()],
+                do_sample_frames=False,
+                return_tensors="pt",
+            )
         else:
             enc = self.processor(text=[text], images=[visual], return_tensors="pt")
         enc = {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in enc.items()}
         torch.manual_seed(seed)
         with torch.inference_mode():
-            out = self.model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=None,
-                                      max_new_tokens=max_new_tokens, num_return_sequences=n,
-                                      pad_token_id=self.processor.tokenizer.pad_token_id)
-        texts = self.processor.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out = self.model.generate(
+                **enc,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=None,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=self.processor.tokenizer.pad_token_id,
+            )
+        texts = self.processor.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         return [t.strip() for t in texts]
 
 
@@ -76,16 +101,31 @@ class DiffusionSampler:
         self.video = "video" in type(self.pipe).__name__.lower()
         self.model_path = model_path
 
-    def sample(self, prompt: str, seeds: list[int], steps: int, guidance_scale: float, height: int, width: int,
-               num_frames: int = 8, fps: int = 8) -> list[bytes]:
+    def sample(
+        self,
+        prompt: str,
+        seeds: list[int],
+        steps: int,
+        guidance_scale: float,
+        height: int,
+        width: int,
+        num_frames: int = 8,
+        fps: int = 8,
+    ) -> list[bytes]:
         """One encoded candidate per seed: PNG bytes (images) or mp4 bytes (videos)."""
         import numpy as np
         import torch
         from PIL import Image
 
         gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-        kwargs: dict[str, Any] = dict(num_inference_steps=steps, guidance_scale=guidance_scale, height=height,
-                                      width=width, generator=gens, output_type="np")
+        kwargs: dict[str, Any] = dict(
+            num_inference_steps=steps,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            generator=gens,
+            output_type="np",
+        )
         if self.video:
             out = []
             for g in gens:  # text-to-video pipelines take one generator per call

@@ -5,19 +5,29 @@ already-decoded PIL image (for video: a list of PIL frames). Fetching ``http(s):
 deliberately unsupported here (no server-side request forgery from data rows).
 
 Every failure raises :class:`MediaError` with a short ``code`` and a human reason; the judge turns
-it into an ``invalid_input`` judgment, so one bad file never stops a job.
+it into an ``invalid_input`` judgment, so one bad file never stops a job. What the native video
+decoders (FFmpeg, decord) print about a file is captured, added to the reason, and logged once per
+file at warning level, never written to the terminal around our output.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+import logging
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,6 +37,8 @@ from . import storage
 DEFAULT_MAX_BYTES = 512 * 2**20  # never read more than this for one media file
 DEFAULT_MAX_DECODE_PIXELS = 64_000_000  # decompression-bomb guard: refuse to decode larger images
 DEFAULT_MAX_PIXELS = 1024 * 1024  # images are downscaled (aspect kept) to at most this many pixels
+
+log = logging.getLogger(__name__)
 
 
 class MediaError(Exception):
@@ -66,10 +78,22 @@ class Video:
     def metadata(self) -> dict:
         """What HF video processors take as ``video_metadata`` (timing of the sampled frames)."""
         if self.source_fps and self.total_frames:
-            return dict(total_num_frames=self.total_frames, fps=self.source_fps, frames_indices=list(self.indices),
-                        duration=self.duration_s, width=self.frames[0].width, height=self.frames[0].height)
-        return dict(total_num_frames=len(self.frames), fps=self.fps, frames_indices=list(range(len(self.frames))),
-                    duration=len(self.frames) / self.fps, width=self.frames[0].width, height=self.frames[0].height)
+            return dict(
+                total_num_frames=self.total_frames,
+                fps=self.source_fps,
+                frames_indices=list(self.indices),
+                duration=self.duration_s,
+                width=self.frames[0].width,
+                height=self.frames[0].height,
+            )
+        return dict(
+            total_num_frames=len(self.frames),
+            fps=self.fps,
+            frames_indices=list(range(len(self.frames))),
+            duration=len(self.frames) / self.fps,
+            width=self.frames[0].width,
+            height=self.frames[0].height,
+        )
 
 
 def describe(src: Any) -> str:
@@ -160,7 +184,7 @@ def load_image(src: Any, limits: MediaLimits = MediaLimits()) -> Image.Image:
         img = to_rgb(img)
     except MediaError:
         raise
-    except Exception as e:  # noqa: BLE001 - a broken EXIF block or odd mode must not escape as a crash
+    except Exception as e:
         raise MediaError("decode_failed", f"cannot convert {describe(src)} to RGB: {e}") from None
     return cap_pixels(img, limits.max_pixels)
 
@@ -229,6 +253,52 @@ def sample_indices(n_frames: int, native_fps: float | None, limits: MediaLimits)
     return [int(round(i)) for i in idx]
 
 
+# ---------------------------------------------------------------------------------------- native decoder output
+_native_lock = threading.Lock()
+_logged: OrderedDict[str, None] = OrderedDict()  # files whose decoder messages were logged (bounded)
+_NATIVE_PREFIX = re.compile(r"^\[[^\]]*\]\s*(?:[^\s:]+\.cc:\d+:\s*)?")  # "[15:24:36] .../video_reader.cc:83: "
+
+
+@contextlib.contextmanager
+def native_stderr() -> Iterator[list[str]]:
+    """Captures what native code writes to the process's standard error while the block runs (the
+    lines FFmpeg and decord print about a damaged file); yields a list that holds them afterwards.
+    Captures are serialised: the process's stderr is redirected only while one block runs."""
+    lines: list[str] = []
+    with _native_lock:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                text = tmp.read().decode("utf-8", errors="replace")
+                lines.extend(_native_line(ln) for ln in text.splitlines() if ln.strip())
+
+
+def _native_line(line: str) -> str:
+    """A decoder's line without its timestamp and source location, and without the echo of the input
+    decord puts in "ERROR opening: <input>, <why>" (for in-memory data that echo is the data itself)."""
+    line = _NATIVE_PREFIX.sub("", line).strip()
+    if line.startswith("ERROR opening:") and ", " in line:
+        line = "cannot open: " + line.rsplit(", ", 1)[1]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def log_decoder_messages(what: str, lines: Sequence[str]) -> None:
+    """Logs what a native decoder said about a file, once per file (per process) at warning level."""
+    if not lines or what in _logged:
+        return
+    _logged[what] = None
+    if len(_logged) > 4096:
+        _logged.popitem(last=False)
+    log.warning("%s: the video decoder reported: %s", what, "; ".join(dict.fromkeys(lines)))
+
+
 def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
     """Decodes sampled frames of a video (RGB, each capped at ``limits.max_pixels``)."""
     if isinstance(src, Video):
@@ -246,22 +316,31 @@ def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
         import decord  # imported lazily: it is a heavy native module
     except ImportError as e:  # pragma: no cover - decord is a dependency
         raise MediaError("unsupported", f"decord is not installed: {e}") from None
-    try:
-        vr = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
-        n = len(vr)
-        if n <= 0:
-            raise MediaError("empty", f"{what} has no frames")
-        native_fps = float(vr.get_avg_fps() or 0) or None
-        h, w = vr[0].shape[:2]
-        if w * h > limits.max_decode_pixels:
-            raise MediaError("too_large", f"{what} frames are {w}x{h}, over the decode limit of {limits.max_decode_pixels}")
-        idx = sample_indices(n, native_fps, limits)
-        arr = vr.get_batch(idx).asnumpy()
-    except MediaError:
-        raise
-    except Exception as e:  # decord raises DECORDError/RuntimeError with terse messages
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MediaError("decode_failed", f"cannot decode video {what}: {msg}") from None
+    error: MediaError | None = None
+    with native_stderr() as said:
+        try:
+            vr = decord.VideoReader(io.BytesIO(data), ctx=decord.cpu(0), num_threads=1)
+            n = len(vr)
+            if n <= 0:
+                raise MediaError("empty", f"{what} has no frames")
+            native_fps = float(vr.get_avg_fps() or 0) or None
+            h, w = vr[0].shape[:2]
+            if w * h > limits.max_decode_pixels:
+                raise MediaError(
+                    "too_large", f"{what} frames are {w}x{h}, over the decode limit of {limits.max_decode_pixels}"
+                )
+            idx = sample_indices(n, native_fps, limits)
+            arr = vr.get_batch(idx).asnumpy()
+        except MediaError as e:
+            error = e
+        except Exception as e:  # decord raises DECORDError/RuntimeError with terse messages
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            error = MediaError("decode_failed", f"cannot decode video {what}: {msg}")
+    log_decoder_messages(what, said)
+    if error is not None:
+        if said and error.code == "decode_failed":  # the decoder's own words say why
+            error = MediaError(error.code, f"{error.reason} ({'; '.join(dict.fromkeys(said))})")
+        raise error
     if arr.ndim != 4 or arr.shape[0] != len(idx):
         raise MediaError("decode_failed", f"cannot decode video {what}: got frames of shape {arr.shape}")
     frames = [cap_pixels(Image.fromarray(f).convert("RGB"), limits.max_pixels) for f in arr]

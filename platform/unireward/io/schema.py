@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq

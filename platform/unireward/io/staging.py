@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -108,6 +109,6 @@ def write_parts(rows: Sequence[dict[str, Any]], schema: pa.Schema, folder: str, 
     uris = []
     for k in range(max(1, -(-len(rows) // part_rows))):
         uri = storage.join(folder, f"part-{k:05d}.parquet")
-        schema_mod.write_parquet(rows[k * part_rows:(k + 1) * part_rows], schema, uri)
+        schema_mod.write_parquet(rows[k * part_rows : (k + 1) * part_rows], schema, uri)
         uris.append(uri)
     return uris

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import tempfile
 import threading
 import uuid
@@ -31,8 +32,55 @@ def is_remote(uri: str) -> bool:
 
 
 # The environment that configures s3:// access: what every worker of a job (on any node) needs too
-ENV_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION")
+ENV_VARS = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+_AWS_ERROR = re.compile(r"AWS Error (?P<code>[A-Z_]+)(?: during (?P<op>\w+) operation)?:?\s*(?P<detail>[^\n]*)")
+_CREDENTIAL_CODES = (
+    "ACCESS_DENIED",
+    "INVALID_ACCESS_KEY_ID",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "EXPIRED_TOKEN",
+    "INVALID_CLIENT_TOKEN_ID",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "UNRECOGNIZED_CLIENT",
+)
+
+
+def describe_error(error: BaseException | str) -> str | None:
+    """One line for a failed object-store operation (pyarrow's S3 errors, also when a Ray task
+    re-raises one): the object, the operation, what the store said, and the variables to check.
+    None when ``error`` is not an S3 failure."""
+    text = str(error)
+    m = _AWS_ERROR.search(text)
+    if not m:
+        return None
+    bucket = re.search(r"bucket '([^']*)'", text)
+    key = re.search(r"key '([^']*)'", text)
+    doing = re.search(r"[Ww]hen ([^:']+?)(?: for| under| in|:)", text)
+    where = f"s3://{bucket.group(1)}/{key.group(1) if key else ''}" if bucket else "the object store"
+    op = m.group("op") or (doing.group(1) if doing else "the request")
+    code, detail = m.group("code"), m.group("detail").strip().rstrip(".")
+    if code in _CREDENTIAL_CODES:
+        hint = (
+            "check the credentials and the endpoint: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
+            "for temporary credentials), AWS_ENDPOINT_URL, AWS_REGION"
+        )
+    elif code in ("NETWORK_CONNECTION", "ENDPOINT_RESOLUTION_FAILURE"):
+        hint = "check AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) and that the store is reachable"
+    elif code in ("NO_SUCH_BUCKET", "RESOURCE_NOT_FOUND"):
+        hint = "check the bucket name and AWS_REGION"
+    else:
+        hint = "check AWS_ENDPOINT_URL, AWS_REGION and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    return f"{where}: {op} failed with {code}" + (f" ({detail})" if detail else "") + f"; {hint}"
 
 
 def _s3_env_key() -> tuple:
@@ -70,7 +118,7 @@ def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path inside it) for a local path, ``file://`` URI or ``s3://`` URI."""
     uri = os.fspath(uri)
     if is_s3(uri):
-        return s3_filesystem(), uri[len("s3://"):]
+        return s3_filesystem(), uri[len("s3://") :]
     if uri.startswith("file://"):
         uri = urlparse(uri).path
     if "://" in uri:
@@ -81,7 +129,7 @@ def resolve(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
 def join(base: str | os.PathLike, *parts: str) -> str:
     base = os.fspath(base)
     if is_s3(base):
-        return "s3://" + posixpath.join(base[len("s3://"):], *parts)
+        return "s3://" + posixpath.join(base[len("s3://") :], *parts)
     return os.path.join(base, *parts)
 
 
@@ -105,7 +153,9 @@ def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=f".{uuid.uuid4().hex[:6]}.tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=parent, prefix=f".{os.path.basename(path)}.", suffix=f".{uuid.uuid4().hex[:6]}.tmp"
+        )
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -117,6 +167,20 @@ def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
     else:
         with fs.open_output_stream(path) as f:
             f.write(data)
+
+
+def read_jsonl(uri: str | os.PathLike) -> list:
+    """The records of a JSON Lines file (blank lines skipped)."""
+    import json
+
+    return [json.loads(line) for line in read_bytes(uri).decode().splitlines() if line.strip()]
+
+
+def write_jsonl(uri: str | os.PathLike, records) -> None:
+    """Writes records as JSON Lines, atomically."""
+    import json
+
+    write_bytes(uri, "".join(json.dumps(r) + "\n" for r in records).encode())
 
 
 def exists(uri: str | os.PathLike) -> bool:

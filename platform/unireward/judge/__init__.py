@@ -6,6 +6,15 @@ from .protocols import Protocol, ProtocolError, ProtocolRegistry, default_regist
 from .types import JudgeItem, Judgment, Mode, Status, Task
 
 __all__ = [
-    "JudgeItem", "Judgment", "Mode", "Protocol", "ProtocolError", "ProtocolRegistry", "RewardModel", "Status",
-    "Task", "default_registry", "parse",
+    "JudgeItem",
+    "Judgment",
+    "Mode",
+    "Protocol",
+    "ProtocolError",
+    "ProtocolRegistry",
+    "RewardModel",
+    "Status",
+    "Task",
+    "default_registry",
+    "parse",
 ]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
-def plan_batches(lengths: Sequence[int], token_budget: int, max_batch_size: int, extra_per_row: int = 0) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], token_budget: int, max_batch_size: int, extra_per_row: int = 0
+) -> list[list[int]]:
     """Groups indices into batches. Rows are taken longest first, so the first batch shows the
     peak memory early; a row longer than the budget still gets a batch of its own."""
     if token_budget <= 0 or max_batch_size <= 0:

@@ -6,7 +6,7 @@ judged ones."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,7 +32,8 @@ def pair_metrics(judgments: Sequence[Judgment], labels: Sequence[str | None]) ->
     strict = [(j, y) for j, y in labelled if y != "tie"]
     strict_correct = sum(j.status is Status.OK and j.verdict == y for j, y in strict)
     out: dict[str, float | int | None] = dict(
-        n=len(labelled), n_ok=len(ok),
+        n=len(labelled),
+        n_ok=len(ok),
         acc=correct / len(labelled) if labelled else None,
         acc_without_ties=strict_correct / len(strict) if strict else None,
         acc_judged=correct / len(ok) if ok else None,
@@ -57,7 +58,7 @@ def rankdata(x: Sequence[float]) -> np.ndarray:
         j = i
         while j + 1 < len(a) and sorted_a[j + 1] == sorted_a[i]:
             j += 1
-        ranks[order[i: j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return ranks
 
@@ -74,11 +75,15 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 def point_metrics(judgments: Sequence[Judgment], truth: Sequence[float | None]) -> dict[str, float | int | None]:
     """Spearman correlation of judged scores (normalised) with ground truth, over ok judgments."""
-    pairs = [(j.score_norm, t) for j, t in zip(judgments, truth)
-             if t is not None and j.status is Status.OK and j.score_norm is not None]
+    pairs = [
+        (j.score_norm, t)
+        for j, t in zip(judgments, truth)
+        if t is not None and j.status is Status.OK and j.score_norm is not None
+    ]
     masses = [j.mass for j in judgments if j.status is Status.OK and j.mass is not None]
     return dict(
-        n=sum(t is not None for t in truth), n_ok=len(pairs),
+        n=sum(t is not None for t in truth),
+        n_ok=len(pairs),
         spearman=spearman([p for p, _ in pairs], [t for _, t in pairs]),
         mean_score_norm=float(np.mean([p for p, _ in pairs])) if pairs else None,
         mean_mass=float(np.mean(masses)) if masses else None,

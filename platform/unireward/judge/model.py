@@ -21,8 +21,9 @@ import inspect
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .. import __version__
 from ..io.media import MediaError, MediaLimits, Video, load_media
@@ -127,7 +128,23 @@ class RewardModel:
         self.revision = getattr(self.model.config, "_commit_hash", None)
 
     @classmethod
-    def from_model(cls, model: Any, processor: Any, name: str = "<in-memory>", **kwargs: Any) -> "RewardModel":
+    def from_config(cls, cfg: Any) -> RewardModel:
+        """The judge a spec's ``judge:`` section (``unireward.config.JudgeConfig``) describes."""
+        return cls(
+            cfg.model,
+            device=cfg.device,
+            dtype=None if cfg.dtype == "auto" else cfg.dtype,
+            attn_implementation=cfg.attn_implementation,
+            family=cfg.family,
+            protocols=cfg.protocols,
+            token_budget=cfg.token_budget,
+            max_batch_size=cfg.max_batch_size,
+            max_new_tokens=cfg.max_new_tokens,
+            media=cfg.media.limits(),
+        )
+
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, name: str = "<in-memory>", **kwargs: Any) -> RewardModel:
         """Wraps an already-loaded model and processor (e.g. built in memory for a benchmark)."""
         return cls(name, model=model, processor=processor, **kwargs)
 
@@ -159,11 +176,11 @@ class RewardModel:
             orders = [item, item.swapped()] if swap and protocol.mode is Mode.PAIR_RANK else [item]
             try:
                 for k, it in enumerate(orders):
-                    requests.append(_Request(i, k, protocol, self._encode(it, protocol, media_cache)))
+                    requests.append(_Request(i, k, protocol, self.encode_item(it, protocol, media_cache)))
             except MediaError as e:
                 requests = [r for r in requests if r.index != i]
                 final[i] = self._invalid(item, method, f"{e.code}: {e.reason}", protocol)
-            except Exception as e:  # noqa: BLE001 - a processor failure on one item must not stop the rest
+            except Exception as e:
                 requests = [r for r in requests if r.index != i]
                 final[i] = self._invalid(item, method, f"preprocessing failed: {type(e).__name__}: {e}", protocol)
         if method == "logits":
@@ -174,7 +191,11 @@ class RewardModel:
             groups[r.protocol.id].append(r)
         done = 0
         for reqs in groups.values():
-            extra = self.max_new_tokens if method == "generate" else len(max(self._plan(reqs[0].protocol).tries[0].paths, key=len))
+            extra = (
+                self.max_new_tokens
+                if method == "generate"
+                else len(max(self._plan(reqs[0].protocol).tries[0].paths, key=len))
+            )
             for batch_idx in plan_batches([r.length for r in reqs], self.token_budget, self.max_batch_size, extra):
                 batch = [reqs[j] for j in batch_idx]
                 for r, j in zip(batch, self._run_isolating(batch, method)):
@@ -196,8 +217,13 @@ class RewardModel:
         import transformers
 
         prov: dict[str, Any] = dict(
-            model=self.model_path, revision=self.revision, method=method, swap=swap,
-            dtype=str(self.dtype).replace("torch.", ""), unireward=__version__, transformers=transformers.__version__,
+            model=self.model_path,
+            revision=self.revision,
+            method=method,
+            swap=swap,
+            dtype=str(self.dtype).replace("torch.", ""),
+            unireward=__version__,
+            transformers=transformers.__version__,
         )
         if protocol is not None:
             prov.update(protocol=protocol.id, protocol_digest=protocol.digest)
@@ -210,13 +236,15 @@ class RewardModel:
         """The chat: one user turn, visuals first, then the protocol's text."""
         return chat_messages(item, protocol)
 
-    def _encode(self, item: JudgeItem, protocol: Protocol, media_cache: dict) -> dict[str, Any]:
+    def encode_item(self, item: JudgeItem, protocol: Protocol, media_cache: dict | None = None) -> dict[str, Any]:
+        """Processor inputs of one item under ``protocol`` (its visuals loaded with this judge's limits)."""
         kind = Task(item.task).media_kind
         sources = list(item.candidates) if protocol.task.is_generation else [item.context]
         return self.encode_chat(self.messages(item, protocol), kind, sources, media_cache)
 
-    def encode_chat(self, messages: list[dict[str, Any]], kind: str, sources: Sequence[Any],
-                    media_cache: dict | None = None) -> dict[str, Any]:
+    def encode_chat(
+        self, messages: list[dict[str, Any]], kind: str, sources: Sequence[Any], media_cache: dict | None = None
+    ) -> dict[str, Any]:
         """Processor inputs of a chat's user turn (media loaded with this judge's limits) up to the
         assistant's turn: what the judge reads and what training appends its target to."""
         media_cache = {} if media_cache is None else media_cache
@@ -242,11 +270,12 @@ class RewardModel:
         if images:
             kwargs["images"] = images
         if videos:
-            kwargs.update(videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos],
-                          do_sample_frames=False)
+            kwargs.update(
+                videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos], do_sample_frames=False
+            )
         return dict(self.processor(text=[text], return_tensors="pt", **kwargs))
 
-    def _collate(self, encs: list[dict[str, Any]], suffixes: list[Sequence[int]] | None = None) -> dict[str, Any]:
+    def collate(self, encs: list[dict[str, Any]], suffixes: list[Sequence[int]] | None = None) -> dict[str, Any]:
         """Left-pads the per-token tensors (optionally appending ``suffixes`` of answer tokens) and
         concatenates the visual tensors."""
         import torch
@@ -284,12 +313,21 @@ class RewardModel:
         """Runs a batch; if it fails, runs its rows one by one so one bad row fails alone."""
         try:
             return self._run(batch, method)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if len(batch) == 1:
                 log.warning("judging item %d failed: %s", batch[0].index, e)
                 r = batch[0]
-                return [Judgment(None, r.protocol.task.value, r.protocol.mode.value, method, Status.ERROR,
-                                 reason=f"{type(e).__name__}: {e}", provenance=self.provenance(r.protocol, method))]
+                return [
+                    Judgment(
+                        None,
+                        r.protocol.task.value,
+                        r.protocol.mode.value,
+                        method,
+                        Status.ERROR,
+                        reason=f"{type(e).__name__}: {e}",
+                        provenance=self.provenance(r.protocol, method),
+                    )
+                ]
             log.warning("a batch of %d failed (%s); retrying its rows one by one", len(batch), e)
             return [self._run_isolating([r], method)[0] for r in batch]
 
@@ -302,27 +340,50 @@ class RewardModel:
             return self._run_logits(batch)
 
     def _run_generate(self, batch: list[_Request]) -> list[Judgment]:
-        inputs = self._collate([r.enc for r in batch])
+        inputs = self.collate([r.enc for r in batch])
         out = self.model.generate(
-            **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-            temperature=None, top_p=None, top_k=None, pad_token_id=self.pad_id, **self.generation_kwargs,
+            **inputs,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=self.pad_id,
+            **self.generation_kwargs,
         )
-        new = out[:, inputs["input_ids"].shape[1]:]
+        new = out[:, inputs["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         results = []
         for r, text in zip(batch, texts):
             p = parse(text, r.protocol)
-            j = Judgment(None, r.protocol.task.value, r.protocol.mode.value, "generate", p.status, reason=p.reason,
-                         verdict=p.verdict, score=p.score, dims=p.dims, raw_text=text,
-                         provenance=self.provenance(r.protocol, "generate"))
+            j = Judgment(
+                None,
+                r.protocol.task.value,
+                r.protocol.mode.value,
+                "generate",
+                p.status,
+                reason=p.reason,
+                verdict=p.verdict,
+                score=p.score,
+                dims=p.dims,
+                raw_text=text,
+                provenance=self.provenance(r.protocol, "generate"),
+            )
             if p.score is not None:
                 j.score_norm = _normalize(r.protocol, p.score, p.dims)
             results.append(j)
         return results
 
     # ------------------------------------------------------------------------------ free chat
-    def chat(self, conversations: Sequence[tuple[list[dict[str, Any]], list[Any]]], max_new_tokens: Sequence[int],
-             temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> list[dict[str, Any]]:
+    def chat(
+        self,
+        conversations: Sequence[tuple[list[dict[str, Any]], list[Any]]],
+        max_new_tokens: Sequence[int],
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Completes raw chats (the OpenAI-compatible route): each conversation is (messages in the
         processor's format, with {"type": "image"} / {"type": "video"} parts, and its visuals in order:
         PIL images or Videos). Greedy when ``temperature`` is 0. Returns text, token counts and the
@@ -330,15 +391,24 @@ class RewardModel:
         import torch
 
         encs = [self._process(messages, visuals) for messages, visuals in conversations]
-        inputs = self._collate(encs)
-        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(
-            do_sample=False, temperature=None, top_p=None)
+        inputs = self.collate(encs)
+        sampling = (
+            dict(do_sample=True, temperature=temperature, top_p=top_p)
+            if temperature > 0
+            else dict(do_sample=False, temperature=None, top_p=None)
+        )
         if seed is not None:
             torch.manual_seed(seed)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=max(max_new_tokens), num_beams=1, top_k=None,
-                                      pad_token_id=self.pad_id, **sampling)
-        new = out[:, inputs["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=max(max_new_tokens),
+                num_beams=1,
+                top_k=None,
+                pad_token_id=self.pad_id,
+                **sampling,
+            )
+        new = out[:, inputs["input_ids"].shape[1] :]
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {self.pad_id}
         results = []
@@ -349,9 +419,14 @@ class RewardModel:
                 toks, reason = row[:stop], "stop"
             else:
                 toks, reason = row[:limit], "length"
-            results.append(dict(text=self.tokenizer.decode(toks, skip_special_tokens=True),
-                                prompt_tokens=int(encs[k]["input_ids"].shape[1]), completion_tokens=len(toks),
-                                finish_reason=reason))
+            results.append(
+                dict(
+                    text=self.tokenizer.decode(toks, skip_special_tokens=True),
+                    prompt_tokens=int(encs[k]["input_ids"].shape[1]),
+                    completion_tokens=len(toks),
+                    finish_reason=reason,
+                )
+            )
         return results
 
     # ------------------------------------------------------------------------------ logit method
@@ -396,7 +471,7 @@ class RewardModel:
         plan = self._plan(protocol)
         if plan.one_pass:
             trie = plan.tries[0]
-            inputs = self._collate([r.enc for r in batch], [trie.path] * len(batch))
+            inputs = self.collate([r.enc for r in batch], [trie.path] * len(batch))
             logits = self.model(**inputs, use_cache=False, logits_to_keep=trie.keep()).logits
             logp = logits.float().log_softmax(-1)  # (B, keep, V)
             offset = len(trie.path) - trie.keep() + 1  # query q's distribution is at index len(q) - offset
@@ -418,7 +493,7 @@ class RewardModel:
         """Reads answers over a KV cache: the prompt (plus the first answer's shared prefix) is
         encoded once; each further query path is a short continuation that is then cropped away."""
         first = plan.tries[0]
-        inputs = self._collate([r.enc for r in batch], [first.common] * len(batch))
+        inputs = self.collate([r.enc for r in batch], [first.common] * len(batch))
         session = _Session(self, inputs)
         reads: list[list[tuple[dict[str, float], float]]] = [[] for _ in batch]
         for d, trie in enumerate(plan.tries):
@@ -426,9 +501,10 @@ class RewardModel:
             if len(trie.queries) > 1:
                 n_paths = len(trie.paths)
                 rows = [b for b in range(len(batch)) for _ in range(n_paths)]
-                seqs = [list(p[len(trie.common):]) for _ in range(len(batch)) for p in trie.paths]
+                seqs = [list(p[len(trie.common) :]) for _ in range(len(batch)) for p in trie.paths]
                 logp = session.extend(seqs, rows)  # (B * n_paths, L, V)
             for b in range(len(batch)):
+
                 def dist_at(q, b=b):
                     if len(q) == len(trie.common):
                         return root[b]
@@ -436,17 +512,19 @@ class RewardModel:
                         if p[: len(q)] == q:
                             return logp[b * n_paths + k, len(q) - len(trie.common) - 1]
                     raise AssertionError("query not on any path")
+
                 reads[b].append(self._read(trie, dist_at))
             if len(trie.queries) > 1:
-                session.crop(max(len(p) for p in trie.paths) - len(trie.common),
-                             rows=[b * n_paths for b in range(len(batch))])
+                session.crop(
+                    max(len(p) for p in trie.paths) - len(trie.common), rows=[b * n_paths for b in range(len(batch))]
+                )
             if d + 1 < len(plan.tries):  # write this dimension's most likely value, then the next line's prefix
                 nxt = plan.tries[d + 1]
                 seqs = []
                 for b in range(len(batch)):
                     probs, _ = reads[b][d]
                     best = max(probs, key=probs.get)
-                    seqs.append(list(trie.options[best][len(trie.common):]) + list(plan.connector) + list(nxt.common))
+                    seqs.append(list(trie.options[best][len(trie.common) :]) + list(plan.connector) + list(nxt.common))
                 session.extend(seqs)
         return reads
 
@@ -476,8 +554,15 @@ class RewardModel:
             mode = item.resolved_mode().value
         except (ValueError, TypeError):
             mode = str(item.mode)
-        return Judgment(item.id, task, mode, method, Status.INVALID_INPUT, reason=reason,
-                        provenance=self.provenance(protocol, method))
+        return Judgment(
+            item.id,
+            task,
+            mode,
+            method,
+            Status.INVALID_INPUT,
+            reason=reason,
+            provenance=self.provenance(protocol, method),
+        )
 
 
 class _Session:
@@ -529,8 +614,13 @@ class _Session:
         else:
             position_ids = pos
         self.mask = torch.cat([self.mask, new_mask], dim=1)
-        out = self.rm.model(input_ids=ids, attention_mask=self.mask, position_ids=position_ids, use_cache=True,
-                            **{self.rm._cache_kw: self.cache})
+        out = self.rm.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{self.rm._cache_kw: self.cache},
+        )
         self.cache = _cache_of(out)
         logp = out.logits.float().log_softmax(-1)
         last_idx = torch.tensor([len(s) - 1 for s in seqs], device=logp.device)
@@ -563,8 +653,11 @@ def _combine_swap(a: Judgment, b: Judgment) -> Judgment:
     out = Judgment(None, a.task, a.mode, a.method, Status.OK, orders=orders, provenance=prov)
     bad = [(name, j) for name, j in (("A,B", a), ("B,A", b)) if j.status is not Status.OK]
     if bad:
-        worst = Status.ERROR if any(j.status is Status.ERROR for _, j in bad) else (
-            Status.INVALID_INPUT if any(j.status is Status.INVALID_INPUT for _, j in bad) else Status.UNPARSED)
+        worst = (
+            Status.ERROR
+            if any(j.status is Status.ERROR for _, j in bad)
+            else (Status.INVALID_INPUT if any(j.status is Status.INVALID_INPUT for _, j in bad) else Status.UNPARSED)
+        )
         out.status = worst
         out.reason = "; ".join(f"order {name}: {j.status.value} ({j.reason})" for name, j in bad)
         return out

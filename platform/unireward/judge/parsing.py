@@ -40,7 +40,9 @@ _TIE_RE = re.compile(
 # "Image 1 is better in colour" compares one aspect: it is reasoning, not a verdict ...
 _QUALIFIED = re.compile(r"\s+(?:in|at|on|for|regarding|with\s+respect\s+to|when\s+it\s+comes\s+to)\b", re.IGNORECASE)
 # ... unless the aspect is everything ("better in every respect", "better in terms of overall quality")
-_UNQUALIFIED = re.compile(r"\s+(?:in|on|for)\s+(?:terms\s+of\s+)?(?:overall|every|all|general|the\s+end)\b", re.IGNORECASE)
+_UNQUALIFIED = re.compile(
+    r"\s+(?:in|on|for)\s+(?:terms\s+of\s+)?(?:overall|every|all|general|the\s+end)\b", re.IGNORECASE
+)
 _OVERALL_RE = re.compile(r"overall\s+judge?ment", re.IGNORECASE)
 _ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _SENTENCE_END = re.compile(r"[.!?\n;。！？；]")
@@ -71,9 +73,9 @@ def answer_region(text: str, pair: bool = True) -> tuple[str | None, str | None]
         return blocks[-1], None
     lower = text.lower()
     if "<answer>" in lower:  # opened but never closed: generation was cut off inside the answer
-        return text[lower.rindex("<answer>") + len("<answer>"):], None
+        return text[lower.rindex("<answer>") + len("<answer>") :], None
     if "</think>" in lower:  # (chat templates may put the opening <think> in the prompt)
-        text = text[lower.rindex("</think>") + len("</think>"):]
+        text = text[lower.rindex("</think>") + len("</think>") :]
         if not text.strip():
             return None, "nothing after the reasoning (</think>)"
     elif "<think>" in lower:
@@ -81,7 +83,7 @@ def answer_region(text: str, pair: bool = True) -> tuple[str | None, str | None]
     if pair:
         overall = list(_OVERALL_RE.finditer(text))
         if overall:
-            text = text[overall[-1].end():]
+            text = text[overall[-1].end() :]
     return text, None
 
 
@@ -92,7 +94,7 @@ def _verdict_matches(region: str) -> list[tuple[int, str]]:
         winner, loser = m.group(2), m.group(4)
         if loser is not None and loser == winner:  # "Image 1 is better than Image 1": nonsense
             continue
-        rest = region[m.end():]
+        rest = region[m.end() :]
         if loser is None and _QUALIFIED.match(rest) and not _UNQUALIFIED.match(rest):
             continue  # "Image 1 is better in colour": one aspect, not the verdict
         found.append((m.start(), "first" if winner == "1" else "second"))
@@ -120,7 +122,9 @@ def parse_pair(text: str) -> Parsed:
     sent_end = end_m.start() if end_m else len(region)
     in_sentence = {v for p, v in found if sent_start <= p < sent_end}
     if len(in_sentence) == 1:
-        return Parsed(Status.OK, verdict=in_sentence.pop(), reason="conflicting verdict phrases; used the last sentence")
+        return Parsed(
+            Status.OK, verdict=in_sentence.pop(), reason="conflicting verdict phrases; used the last sentence"
+        )
     return Parsed(Status.UNPARSED, f"conflicting verdicts in the concluding sentence: {sorted(in_sentence)}")
 
 
@@ -139,7 +143,7 @@ def read_score(region: str, scale: ScoreScale) -> tuple[float | None, str | None
     hits = list(_marker_regex(scale.marker).finditer(region))
     if not hits:
         return None, f"no '{scale.marker}' marker found"
-    after = region[hits[-1].end():]
+    after = region[hits[-1].end() :]
     m = re.match(r"\s*[\[\(\*]*\s*" + _NUMBER, after)
     if not m:
         return None, f"no number after the last '{scale.marker}'"

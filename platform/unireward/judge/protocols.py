@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
-
+from typing import Any
 
 from ..io import storage
 from .types import JudgeItem, Mode, Task
@@ -189,7 +189,9 @@ class ProtocolRegistry:
         self._protocols = dict(protocols)
 
     @classmethod
-    def from_mapping(cls, data: Any, source: str = "<mapping>", base: "ProtocolRegistry | None" = None) -> "ProtocolRegistry":
+    def from_mapping(
+        cls, data: Any, source: str = "<mapping>", base: ProtocolRegistry | None = None
+    ) -> ProtocolRegistry:
         if not isinstance(data, Mapping) or not isinstance(data.get("families"), Mapping):
             raise ProtocolError(f"{source}: expected a top-level 'families:' mapping")
         protocols = dict(base._protocols) if base else {}
@@ -210,22 +212,24 @@ class ProtocolRegistry:
                     try:
                         mode = Mode(mode_name)
                     except ValueError:
-                        raise ProtocolError(f"{where}: unknown mode; expected one of {[m.value for m in Mode]}") from None
+                        raise ProtocolError(
+                            f"{where}: unknown mode; expected one of {[m.value for m in Mode]}"
+                        ) from None
                     if mode is Mode.POINT_MULTI and not task.is_generation:
                         raise ProtocolError(f"{where}: point_multi exists only for generation tasks")
                     protocols[(str(family), task, mode)] = _parse_protocol(str(family), task, mode, spec, where)
         return cls(protocols)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, base: "ProtocolRegistry | None" = None) -> "ProtocolRegistry":
+    def from_yaml(cls, path: str | Path, base: ProtocolRegistry | None = None) -> ProtocolRegistry:
         data = storage.read_yaml(path, ProtocolError, "protocol file")
         return cls.from_mapping(data, str(path), base)
 
     @classmethod
-    def default(cls) -> "ProtocolRegistry":
+    def default(cls) -> ProtocolRegistry:
         return cls.from_yaml(_PACKAGED)
 
-    def with_overrides(self, overrides: str | Path | Mapping | None) -> "ProtocolRegistry":
+    def with_overrides(self, overrides: str | Path | Mapping | None) -> ProtocolRegistry:
         """A new registry where entries of ``overrides`` (a YAML path or a mapping) replace ours."""
         if overrides is None:
             return self

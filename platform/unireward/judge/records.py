@@ -1,29 +1,99 @@
-"""Item records (the ``item`` schema of ``unireward.io.schema``) to and from JudgeItems."""
+"""Records (rows of the ``unireward.io.schema`` tables) to and from the judge's types: item rows to
+JudgeItems, judgments to judgment rows, a row's unit id, and a row's media references resolved and
+decoded. Pure: the Ray drivers, the training data plan and the evaluation all use these.
+
+A row's media references are its candidates (generation tasks: media references; understanding
+tasks: answer texts, never media) and its ``context`` (understanding tasks). Pool rows hold
+candidates as structs with ``id`` and ``media``; item rows as plain strings."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
+from ..io import media as media_io
 from ..io import schema
-from .types import JudgeItem, Task
+from .types import JudgeItem, Judgment, Task
+
+CONTEXT_KEY = "__context__"  # the context media's key among a row's decoded media
 
 
-def item_from_record(row: dict[str, Any], base: str | None = None) -> JudgeItem:
-    """A JudgeItem from an item row; relative media references resolve against ``base``. Never
-    raises: a malformed row yields an item whose ``problem()`` says what is wrong."""
-    task = row.get("task")
-    cands = row.get("candidates")
+def _generation(task: Any) -> bool | None:
+    """Whether ``task`` is a generation task; None for an unknown task."""
     try:
-        generation = Task(task).is_generation
+        return Task(task).is_generation
     except ValueError:
-        generation = False
-    if isinstance(cands, (list, tuple)) and generation:
-        cands = [schema.resolve_media(c, base) if isinstance(c, str) else c for c in cands]
+        return None
+
+
+def resolve_row(row: dict[str, Any], base: str | None) -> dict[str, Any]:
+    """The row with its relative media references made absolute against ``base`` (the folder of
+    the Parquet file that holds it). Other fields are kept; the input row is not changed."""
+    out = dict(row)
+    if base is None:
+        return out
+    cands = out.get("candidates")
+    if _generation(out.get("task")) and isinstance(cands, (list, tuple)):
+        out["candidates"] = [_resolve_candidate(c, base) for c in cands]
+    if isinstance(out.get("context"), str):
+        out["context"] = schema.resolve_media(out["context"], base)
+    return out
+
+
+def _resolve_candidate(c: Any, base: str) -> Any:
+    if isinstance(c, str):
+        return schema.resolve_media(c, base)
+    if isinstance(c, dict) and isinstance(c.get("media"), str):
+        return dict(c, media=schema.resolve_media(c["media"], base))
+    return c
+
+
+def decode_row_media(row: dict[str, Any], limits: media_io.MediaLimits) -> dict[str, Any]:
+    """Every media file judging ``row`` needs, decoded: a generation task's candidates (keyed by the
+    candidate's id in a pool row, by its index in an item row) or an understanding task's context
+    (``CONTEXT_KEY``). A file that cannot be used is its MediaError, never an exception."""
+    generation = _generation(row.get("task"))
+    if generation is None:
+        return {}
+    kind = Task(row["task"]).media_kind
+    decoded: dict[str, Any] = {}
+    if generation:
+        for k, c in enumerate(row.get("candidates") or []):
+            key, ref = (c.get("id"), c.get("media")) if isinstance(c, dict) else (str(k), c)
+            if isinstance(ref, str) and ref:
+                decoded[key] = _load(ref, kind, limits)
+    elif row.get("context"):
+        decoded[CONTEXT_KEY] = _load(row["context"], kind, limits)
+    return decoded
+
+
+def _load(ref: str, kind: str, limits: media_io.MediaLimits) -> Any:
+    try:
+        return media_io.load_media(ref, kind, limits)
+    except media_io.MediaError as e:
+        return e
+
+
+def item_from_record(row: dict[str, Any], base: str | None = None, decoded: dict[str, Any] | None = None) -> JudgeItem:
+    """A JudgeItem from an item row; relative media references resolve against ``base``, and media
+    already decoded (``decode_row_media``) replace their references. Never raises: a malformed row
+    yields an item whose ``problem()`` says what is wrong."""
+    row = resolve_row(row, base)
+    cands = row.get("candidates")
     context = row.get("context")
-    if isinstance(context, str):
-        context = schema.resolve_media(context, base)
-    return JudgeItem(task=task, prompt=row.get("prompt"), candidates=cands, context=context,
-                     mode=row.get("mode"), id=row.get("item_id"))
+    if decoded:
+        if isinstance(cands, (list, tuple)):
+            cands = [decoded.get(str(k), c) for k, c in enumerate(cands)]
+        context = decoded.get(CONTEXT_KEY, context)
+    return JudgeItem(
+        task=row.get("task"),
+        prompt=row.get("prompt"),
+        candidates=cands,
+        context=context,
+        mode=row.get("mode"),
+        id=row.get("item_id"),
+    )
 
 
 def read_items(uri: str) -> tuple[list[JudgeItem], list[dict[str, Any]]]:
@@ -31,3 +101,48 @@ def read_items(uri: str) -> tuple[list[JudgeItem], list[dict[str, Any]]]:
     rows = schema.read_parquet(uri)
     base = schema.parent(uri)
     return [item_from_record(r, base) for r in rows], rows
+
+
+def unit_id(row: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """An item row's unit id: its ``item_id``, or a hash of its content (``skip``: transport columns
+    that are not content)."""
+    if row.get("item_id"):
+        return str(row["item_id"])
+    payload = json.dumps({k: v for k, v in row.items() if k not in skip}, sort_keys=True, default=str)
+    return "row-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def raw_texts(j: Judgment) -> str | None:
+    """What the model wrote: its text, or (swap) the JSON list of both orders' texts."""
+    if j.raw_text is not None:
+        return j.raw_text
+    if j.orders and j.orders[0].raw_text is not None:
+        return json.dumps([o.raw_text for o in j.orders])
+    return None
+
+
+def judgment_record(item_row: dict[str, Any], unit: str, j: Judgment) -> dict[str, Any]:
+    """A judgment as a row of the judgment table (``schema.JUDGMENT_SCHEMA``), with the item's
+    label and ground truth passed through."""
+    probs = j.probs or {}
+    return dict(
+        item_id=unit,
+        task=j.task,
+        mode=j.mode,
+        method=j.method,
+        status=j.status.value,
+        reason=j.reason,
+        verdict=j.verdict,
+        p_first=probs.get("first"),
+        p_second=probs.get("second"),
+        p_tie=probs.get("tie"),
+        score=j.score,
+        score_norm=j.score_norm,
+        dims=json.dumps(j.dims) if j.dims else None,
+        agreement=j.agreement,
+        mass=j.mass,
+        raw_text=raw_texts(j),
+        label=item_row.get("label"),
+        gt_scores=item_row.get("gt_scores"),
+        provenance=json.dumps(j.provenance, sort_keys=True, default=str),
+    )

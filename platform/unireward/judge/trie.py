@@ -22,8 +22,8 @@ paths to the remaining query nodes are run as one small batched continuation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 Tokens = tuple[int, ...]
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 
 class Task(str, Enum):
@@ -105,7 +106,7 @@ class JudgeItem:
                 return f"understanding candidates must be answer texts; candidate {bad[0]} is {type(cands[bad[0]]).__name__}"
         return None
 
-    def swapped(self) -> "JudgeItem":
+    def swapped(self) -> JudgeItem:
         """The same pair with the candidates in the other order."""
         return dataclasses.replace(self, candidates=list(reversed(list(self.candidates))))
 
@@ -133,7 +134,7 @@ class Judgment:
     mass: float | None = None  # logits: probability the model put on valid verdicts/scores
     raw_text: str | None = None
     agreement: bool | None = None  # swap: did both orders agree?
-    orders: list["Judgment"] | None = None  # swap: the (A,B) and (B,A) judgments
+    orders: list[Judgment] | None = None  # swap: the (A,B) and (B,A) judgments
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property

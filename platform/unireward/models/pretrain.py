@@ -26,9 +26,10 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,14 @@ from ..synth import world as W
 from ..train.data import SFTExample
 
 KINDS: dict[str, float] = {  # kind -> sampling weight
-    "caption": 0.14, "qa": 0.14, "describe_k": 0.12, "match": 0.10,
-    "video_caption": 0.14, "video_qa": 0.14, "video_describe_k": 0.12, "video_match": 0.10,
+    "caption": 0.14,
+    "qa": 0.14,
+    "describe_k": 0.12,
+    "match": 0.10,
+    "video_caption": 0.14,
+    "video_qa": 0.14,
+    "video_describe_k": 0.12,
+    "video_match": 0.10,
 }
 
 
@@ -84,8 +91,9 @@ def example(kind: str, rng: np.random.Generator) -> SFTExample:
     task = kind.removeprefix("video_")
     x = md.sample(rng)
     if task == "caption":
-        return SFTExample(_chat(1, md.kind, f"Describe the {md.kind}."), [md.render(x, rng)], md.kind,
-                          md.describe(x), kind)
+        return SFTExample(
+            _chat(1, md.kind, f"Describe the {md.kind}."), [md.render(x, rng)], md.kind, md.describe(x), kind
+        )
     if task == "qa":
         q, answers, _ = md.question(x, rng, 4)
         best = next(a for a, v in answers if v == 1.0)
@@ -94,8 +102,13 @@ def example(kind: str, rng: np.random.Generator) -> SFTExample:
     if task == "describe_k":
         pair = [x, other] if rng.random() < 0.5 else [other, x]
         k = int(rng.integers(2))
-        return SFTExample(_chat(2, md.kind, f"Describe {md.kind} {k + 1}."), [md.render(y, rng) for y in pair],
-                          md.kind, md.describe(pair[k]), kind)
+        return SFTExample(
+            _chat(2, md.kind, f"Describe {md.kind} {k + 1}."),
+            [md.render(y, rng) for y in pair],
+            md.kind,
+            md.describe(pair[k]),
+            kind,
+        )
     yes = rng.random() < 0.5  # match
     text = f"Does this caption match the {md.kind}? Answer yes or no.\nCaption: {md.describe(x if yes else other)}"
     return SFTExample(_chat(1, md.kind, text), [md.render(x, rng)], md.kind, "yes" if yes else "no", kind)
@@ -158,8 +171,10 @@ def held_out(rm, cfg: PretrainConfig) -> dict[str, list[dict[str, Any]]]:
     out = {k: [sft.encode(rm, example(k, rng)) for _ in range(cfg.eval_examples)] for k in cfg.kinds}
     for kind in ("caption", "video_caption"):
         exs = [example(kind, rng) for _ in range(cfg.eval_examples)]
-        shuffled = [SFTExample(e.messages, exs[(i + 1) % len(exs)].media, e.media_kind, e.target, e.task)
-                    for i, e in enumerate(exs)]
+        shuffled = [
+            SFTExample(e.messages, exs[(i + 1) % len(exs)].media, e.media_kind, e.target, e.task)
+            for i, e in enumerate(exs)
+        ]
         out[f"{kind}/matched"] = [sft.encode(rm, e) for e in exs]
         out[f"{kind}/shuffled"] = [sft.encode(rm, e) for e in shuffled]
     return out
@@ -179,7 +194,7 @@ def evaluate(rm, held: dict[str, list[dict[str, Any]]], batch_size: int = 16) ->
         for name, encs in held.items():
             losses = []
             for i in range(0, len(encs), batch_size):
-                chunk = encs[i:i + batch_size]
+                chunk = encs[i : i + batch_size]
                 losses.append(float(sft.loss(rm.model, sft.collate(rm, chunk))) * len(chunk))
             out[f"loss/{name}"] = round(sum(losses) / len(encs), 4)
     for kind in ("caption", "video_caption"):
@@ -189,8 +204,13 @@ def evaluate(rm, held: dict[str, list[dict[str, Any]]], batch_size: int = 16) ->
     return out
 
 
-def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = PretrainConfig(),
-             device: str | None = None, log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def pretrain(
+    model_dir: str | Path,
+    out: str | Path,
+    cfg: PretrainConfig = PretrainConfig(),
+    device: str | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Pretrains the tiny VLM at ``model_dir`` and saves it (HF folder, same processor) to ``out``.
     Returns the final held-out metrics and timing; ``log`` gets one dict per log step."""
     import torch
@@ -209,13 +229,20 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
         def __iter__(self):
             return iter(stream)
 
-    loader = torch.utils.data.DataLoader(_Dataset(), batch_size=None,
-                                         num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None,
-                                         persistent_workers=bool(cfg.workers))
+    loader = torch.utils.data.DataLoader(
+        _Dataset(),
+        batch_size=None,
+        num_workers=cfg.workers,
+        prefetch_factor=4 if cfg.workers else None,
+        persistent_workers=bool(cfg.workers),
+    )
     decay = [p for n, p in rm.model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     other = [p for n, p in rm.model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=other, weight_decay=0.0)],
-                            lr=cfg.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=other, weight_decay=0.0)],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -247,8 +274,14 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
         out_of_time = cfg.max_seconds is not None and time.time() - t0 > cfg.max_seconds
         last = step + 1 == cfg.steps or out_of_time
         if (step + 1) % cfg.eval_every == 0 or last:
-            rec = dict(step=step + 1, train_loss=round(float(np.mean(running)), 4), lr=lr_at(step),
-                       elapsed_s=round(time.time() - t0, 1), data_wait_s=round(wait, 1), **evaluate(rm, held))
+            rec = dict(
+                step=step + 1,
+                train_loss=round(float(np.mean(running)), 4),
+                lr=lr_at(step),
+                elapsed_s=round(time.time() - t0, 1),
+                data_wait_s=round(wait, 1),
+                **evaluate(rm, held),
+            )
             running = []
             history.append(rec)
             if log:
@@ -260,11 +293,18 @@ def pretrain(model_dir: str | Path, out: str | Path, cfg: PretrainConfig = Pretr
     out.mkdir(parents=True, exist_ok=True)
     rm.model.save_pretrained(out)
     rm.processor.save_pretrained(out)
-    card = json.loads((Path(model_dir) / "unireward_tiny.json").read_text()) if (
-        Path(model_dir) / "unireward_tiny.json").exists() else {}
-    summary = dict(kind="judge", pretrained=dict(asdict(cfg), device=str(dev), seconds=round(time.time() - t0, 1),
-                                                  final=history[-1], start=history[0]), **{
-        k: v for k, v in card.items() if k != "kind"})
+    card = (
+        json.loads((Path(model_dir) / "unireward_tiny.json").read_text())
+        if (Path(model_dir) / "unireward_tiny.json").exists()
+        else {}
+    )
+    summary = dict(
+        kind="judge",
+        pretrained=dict(
+            asdict(cfg), device=str(dev), seconds=round(time.time() - t0, 1), final=history[-1], start=history[0]
+        ),
+        **{k: v for k, v in card.items() if k != "kind"},
+    )
     (out / "unireward_tiny.json").write_text(json.dumps(summary, indent=2))
     (out / "pretrain_history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     return summary

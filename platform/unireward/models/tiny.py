@@ -20,8 +20,13 @@ from typing import Any
 JUDGE_ARCHS = ("qwen2_5_vl", "qwen2_vl", "qwen3_vl")
 BACKGROUND_GREY = 235 / 255  # the synthetic world's canvas colour
 SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 ]
 # The Qwen2 pre-tokenizer split: digits one by one, words with one leading non-letter, etc. Using
 # it keeps the tiny tokenizer's handling of scores and verdicts like the real Qwen tokenizers'.
@@ -70,7 +75,12 @@ def _corpus() -> list[str]:
             texts.extend(f"{s.marker} {v}" for v in s.values())
         texts.append(p.answer_prefix)
     texts.extend(["You are a helpful assistant.", "system", "user", "assistant"])
-    words = list(world.COLOURS) + list(world.SHAPES) + [s + "s" for s in world.SHAPES] + list(world.POSITION_PHRASE.values())
+    words = (
+        list(world.COLOURS)
+        + list(world.SHAPES)
+        + [s + "s" for s in world.SHAPES]
+        + list(world.POSITION_PHRASE.values())
+    )
     words += list(world.NUMBER_WORD.values()) + list(world.DIRECTIONS) + list(world.SPEEDS)
     texts.extend(words)
     import numpy as np
@@ -96,25 +106,41 @@ def build_tokenizer(vocab_size: int = 2048):
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_corpus(), trainer)
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="left",
-        model_max_length=32768, extra_special_tokens={},
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+        model_max_length=32768,
+        extra_special_tokens={},
     )
     hf.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[3:]})
     hf.chat_template = CHAT_TEMPLATE
     return hf
 
 
-def build_tiny_judge(out: str | os.PathLike, arch: str = "qwen2_5_vl", size: str = "small", seed: int = 0,
-                     image_max_pixels: int = 224 * 224, vocab_size: int = 2048) -> Path:
+def build_tiny_judge(
+    out: str | os.PathLike,
+    arch: str = "qwen2_5_vl",
+    size: str = "small",
+    seed: int = 0,
+    image_max_pixels: int = 224 * 224,
+    vocab_size: int = 2048,
+) -> Path:
     """Builds and saves a tiny VLM judge folder; returns its path."""
     import torch
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
@@ -134,51 +160,101 @@ def build_tiny_judge(out: str | os.PathLike, arch: str = "qwen2_5_vl", size: str
     # maps every flat-grey scene to nearly the same features and never learns to see them.
     norm = dict(image_mean=[BACKGROUND_GREY] * 3, image_std=[0.5] * 3)
     image_proc = Qwen2VLImageProcessor(
-        min_pixels=4 * factor * factor, max_pixels=image_max_pixels, patch_size=patch, merge_size=2,
-        temporal_patch_size=2, **norm,
+        min_pixels=4 * factor * factor,
+        max_pixels=image_max_pixels,
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+        **norm,
     )
-    video_kwargs = dict(min_pixels=4 * factor * factor, max_pixels=max(4 * factor * factor, image_max_pixels // 4),
-                        patch_size=patch, merge_size=2, temporal_patch_size=2, **norm)
+    video_kwargs = dict(
+        min_pixels=4 * factor * factor,
+        max_pixels=max(4 * factor * factor, image_max_pixels // 4),
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+        **norm,
+    )
     head_dim = s["hidden"] // s["heads"]
-    text = dict(vocab_size=len(tok), hidden_size=s["hidden"], intermediate_size=s["inter"],
-                num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv"],
-                max_position_embeddings=32768, bos_token_id=None, eos_token_id=ids["<|im_end|>"],
-                pad_token_id=ids["<|endoftext|>"])
-    vision = dict(depth=s["v_depth"], hidden_size=s["v_hidden"], num_heads=s["v_heads"], patch_size=patch,
-                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=s["hidden"])
-    tokens = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    text = dict(
+        vocab_size=len(tok),
+        hidden_size=s["hidden"],
+        intermediate_size=s["inter"],
+        num_hidden_layers=s["layers"],
+        num_attention_heads=s["heads"],
+        num_key_value_heads=s["kv"],
+        max_position_embeddings=32768,
+        bos_token_id=None,
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    vision = dict(
+        depth=s["v_depth"],
+        hidden_size=s["v_hidden"],
+        num_heads=s["v_heads"],
+        patch_size=patch,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        out_hidden_size=s["hidden"],
+    )
+    tokens = dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
     third = head_dim // 2 // 3
     mrope = [head_dim // 2 - 2 * third, third, third]
     if arch == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLConfig as Config, Qwen2_5_VLForConditionalGeneration as Model
+        from transformers import Qwen2_5_VLConfig as Config
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model
         from transformers import Qwen2_5_VLProcessor as Processor
 
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6}
-        vision.update(intermediate_size=s["v_inter"], window_size=4 * patch * 2,
-                      fullatt_block_indexes=[s["v_depth"] - 1])
+        vision.update(
+            intermediate_size=s["v_inter"], window_size=4 * patch * 2, fullatt_block_indexes=[s["v_depth"] - 1]
+        )
         video_proc = Qwen2VLVideoProcessor(**video_kwargs)
     elif arch == "qwen2_vl":
-        from transformers import Qwen2VLConfig as Config, Qwen2VLForConditionalGeneration as Model
+        from transformers import Qwen2VLConfig as Config
+        from transformers import Qwen2VLForConditionalGeneration as Model
         from transformers import Qwen2VLProcessor as Processor
 
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6}
-        vision = dict(depth=s["v_depth"], embed_dim=s["v_hidden"], hidden_size=s["hidden"], num_heads=s["v_heads"],
-                      mlp_ratio=s["v_inter"] // s["v_hidden"], patch_size=patch, spatial_merge_size=2,
-                      temporal_patch_size=2)
+        vision = dict(
+            depth=s["v_depth"],
+            embed_dim=s["v_hidden"],
+            hidden_size=s["hidden"],
+            num_heads=s["v_heads"],
+            mlp_ratio=s["v_inter"] // s["v_hidden"],
+            patch_size=patch,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        )
         video_proc = Qwen2VLVideoProcessor(**video_kwargs)
     else:
-        from transformers import Qwen3VLConfig as Config, Qwen3VLForConditionalGeneration as Model
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
         from transformers import Qwen3VLProcessor as Processor
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-        text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "mrope_section": mrope,
-                                                        "mrope_interleaved": True, "rope_theta": 5e6})
-        vision.update(intermediate_size=s["v_inter"], num_position_embeddings=256,
-                      deepstack_visual_indexes=[0])
-        video_proc = Qwen3VLVideoProcessor(size={"shortest_edge": video_kwargs["min_pixels"],
-                                                 "longest_edge": video_kwargs["max_pixels"] * 8},
-                                           patch_size=patch, merge_size=2, temporal_patch_size=2, **norm)
+        text.update(
+            head_dim=head_dim,
+            rope_parameters={
+                "rope_type": "default",
+                "mrope_section": mrope,
+                "mrope_interleaved": True,
+                "rope_theta": 5e6,
+            },
+        )
+        vision.update(intermediate_size=s["v_inter"], num_position_embeddings=256, deepstack_visual_indexes=[0])
+        video_proc = Qwen3VLVideoProcessor(
+            size={"shortest_edge": video_kwargs["min_pixels"], "longest_edge": video_kwargs["max_pixels"] * 8},
+            patch_size=patch,
+            merge_size=2,
+            temporal_patch_size=2,
+            **norm,
+        )
     config = Config(text_config=text, vision_config=vision, **tokens, tie_word_embeddings=False)
     config.eos_token_id = ids["<|im_end|>"]
     config.bos_token_id = None
@@ -193,8 +269,9 @@ def build_tiny_judge(out: str | os.PathLike, arch: str = "qwen2_5_vl", size: str
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     for k in ("temperature", "top_p", "top_k"):
         setattr(model.generation_config, k, None)
-    processor = Processor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
-                          chat_template=CHAT_TEMPLATE)
+    processor = Processor(
+        image_processor=image_proc, tokenizer=tok, video_processor=video_proc, chat_template=CHAT_TEMPLATE
+    )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -222,11 +299,20 @@ def _clip_text(seed: int):
     import torch
 
     torch.manual_seed(seed)
-    enc = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=32, projection_dim=32, bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
-    ))
+    enc = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            projection_dim=32,
+            bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+            eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     return tok, enc
 
 
@@ -234,15 +320,21 @@ def _tiny_vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-        norm_num_groups=8, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
         sample_size=32,
     )
 
 
 def _build_tiny_diffusion(out: str | os.PathLike, seed: int, video: bool) -> Path:
-    import torch
     import diffusers
+    import torch
 
     out = Path(out)
     tok, enc = _clip_text(seed)
@@ -250,18 +342,32 @@ def _build_tiny_diffusion(out: str | os.PathLike, seed: int, video: bool) -> Pat
     torch.manual_seed(seed)
     unet_cls = diffusers.UNet3DConditionModel if video else diffusers.UNet2DConditionModel
     unet = unet_cls(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        attention_head_dim=8,
         down_block_types=(f"CrossAttnDownBlock{dim}", f"DownBlock{dim}"),
         up_block_types=(f"UpBlock{dim}", f"CrossAttnUpBlock{dim}"),
     )
-    parts = dict(vae=_tiny_vae(), text_encoder=enc, tokenizer=tok, unet=unet, scheduler=diffusers.DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1))
+    parts = dict(
+        vae=_tiny_vae(),
+        text_encoder=enc,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=diffusers.DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1
+        ),
+    )
     if video:
         pipe = diffusers.TextToVideoSDPipeline(**parts)
     else:
-        pipe = diffusers.StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                                 requires_safety_checker=False)
+        pipe = diffusers.StableDiffusionPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
     pipe.save_pretrained(out)
     kind = "t2v" if video else "t2i"
     _write_card(out, kind, dict(seed=seed, unet_parameters=sum(p.numel() for p in unet.parameters())))

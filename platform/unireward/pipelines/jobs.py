@@ -16,8 +16,9 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -74,8 +75,9 @@ def submission_id(spec_name: str) -> str:
     return f"unireward-{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def prepare(data: dict[str, Any], source: str, *, env: Iterable[str] = (), ship_package: bool = True,
-            pip: Iterable[str] = ()) -> dict[str, Any]:
+def prepare(
+    data: dict[str, Any], source: str, *, env: Iterable[str] = (), ship_package: bool = True, pip: Iterable[str] = ()
+) -> dict[str, Any]:
     """Validates the spec and builds the submission: entrypoint, runtime_env, metadata. The spec is
     written, overrides applied, to ``spec.yaml`` in a new temporary folder (the job's working
     directory, ``workdir``; the caller removes it once it is uploaded)."""
@@ -90,23 +92,39 @@ def prepare(data: dict[str, Any], source: str, *, env: Iterable[str] = (), ship_
     return dict(
         entrypoint="python -m unireward.cli run spec.yaml",
         runtime_env=runtime_env,
-        metadata={"unireward_spec": spec.name, "unireward_kind": spec.kind, "unireward_version": __version__,
-                  "source": os.path.basename(source)},
+        metadata={
+            "unireward_spec": spec.name,
+            "unireward_kind": spec.kind,
+            "unireward_version": __version__,
+            "source": os.path.basename(source),
+        },
         spec=spec,
         workdir=workdir,
     )
 
 
-def submit(data: dict[str, Any], source: str, addr: str | None = None, *, sid: str | None = None,
-           env: Iterable[str] = (), ship_package: bool = True, pip: Iterable[str] = (),
-           entrypoint_num_cpus: float | None = None) -> str:
+def submit(
+    data: dict[str, Any],
+    source: str,
+    addr: str | None = None,
+    *,
+    sid: str | None = None,
+    env: Iterable[str] = (),
+    ship_package: bool = True,
+    pip: Iterable[str] = (),
+    entrypoint_num_cpus: float | None = None,
+) -> str:
     """Submits a spec; returns the submission id."""
     job = prepare(data, source, env=env, ship_package=ship_package, pip=pip)
     try:
         c = client(addr)
-        return c.submit_job(entrypoint=job["entrypoint"], runtime_env=job["runtime_env"],
-                            submission_id=sid or submission_id(job["spec"].name), metadata=job["metadata"],
-                            entrypoint_num_cpus=entrypoint_num_cpus)
+        return c.submit_job(
+            entrypoint=job["entrypoint"],
+            runtime_env=job["runtime_env"],
+            submission_id=sid or submission_id(job["spec"].name),
+            metadata=job["metadata"],
+            entrypoint_num_cpus=entrypoint_num_cpus,
+        )
     finally:
         shutil.rmtree(job["workdir"], ignore_errors=True)  # uploaded by then
 
@@ -119,17 +137,32 @@ def list_jobs(addr: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for j in client(addr).list_jobs():
         meta = j.metadata or {}
-        rows.append(dict(submission_id=j.submission_id, status=_status(j.status), spec=meta.get("unireward_spec", ""),
-                         kind=meta.get("unireward_kind", ""), start_time=j.start_time, end_time=j.end_time,
-                         message=j.message or "", entrypoint=j.entrypoint))
+        rows.append(
+            dict(
+                submission_id=j.submission_id,
+                status=_status(j.status),
+                spec=meta.get("unireward_spec", ""),
+                kind=meta.get("unireward_kind", ""),
+                start_time=j.start_time,
+                end_time=j.end_time,
+                message=j.message or "",
+                entrypoint=j.entrypoint,
+            )
+        )
     return sorted(rows, key=lambda r: r["start_time"] or 0, reverse=True)
 
 
 def status(sid: str, addr: str | None = None) -> dict[str, Any]:
     info = client(addr).get_job_info(sid)
-    return dict(submission_id=sid, status=_status(info.status), message=info.message or "",
-                start_time=info.start_time, end_time=info.end_time, metadata=info.metadata or {},
-                entrypoint=info.entrypoint)
+    return dict(
+        submission_id=sid,
+        status=_status(info.status),
+        message=info.message or "",
+        start_time=info.start_time,
+        end_time=info.end_time,
+        metadata=info.metadata or {},
+        entrypoint=info.entrypoint,
+    )
 
 
 def logs(sid: str, addr: str | None = None) -> str:

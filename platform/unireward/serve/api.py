@@ -36,9 +36,12 @@ class JudgeRequest(BaseModel):
 
     task: Task
     prompt: str = Field(..., min_length=1, max_length=32_000, description="caption or question")
-    candidates: list[MediaRef] = Field(..., min_length=1, max_length=2,
-                                       description="two (pair) or one (point): media for generation tasks, "
-                                                   "answer texts for understanding tasks")
+    candidates: list[MediaRef] = Field(
+        ...,
+        min_length=1,
+        max_length=2,
+        description="two (pair) or one (point): media for generation tasks, answer texts for understanding tasks",
+    )
     context: MediaRef | None = Field(None, description="understanding tasks: the image or video")
     mode: Mode | None = Field(None, description="default: pair_rank for two candidates, point_score for one")
     method: Literal["logits", "generate"] = "logits"
@@ -69,11 +72,11 @@ class JudgmentOut(BaseModel):
     mass: float | None = None
     raw_text: str | None = None
     agreement: bool | None = None
-    orders: list["JudgmentOut"] | None = None
+    orders: list[JudgmentOut] | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, j: Judgment) -> "JudgmentOut":
+    def of(cls, j: Judgment) -> JudgmentOut:
         d = j.to_dict()
         d["id"] = d.pop("item_id", None)
         d["orders"] = [cls.of(o).model_dump() for o in j.orders] if j.orders else None
@@ -161,18 +164,34 @@ class ChatResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, result: dict[str, Any]) -> "ChatResponse":
-        return cls(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model,
-                   choices=[ChatChoice(index=0, message=ChatChoiceMessage(content=result["text"]),
-                                       finish_reason=result["finish_reason"])],
-                   usage=Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
-                               total_tokens=result["prompt_tokens"] + result["completion_tokens"]))
+    def of(cls, model: str, result: dict[str, Any]) -> ChatResponse:
+        return cls(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=model,
+            choices=[
+                ChatChoice(
+                    index=0, message=ChatChoiceMessage(content=result["text"]), finish_reason=result["finish_reason"]
+                )
+            ],
+            usage=Usage(
+                prompt_tokens=result["prompt_tokens"],
+                completion_tokens=result["completion_tokens"],
+                total_tokens=result["prompt_tokens"] + result["completion_tokens"],
+            ),
+        )
 
 
 # ---------------------------------------------------------------------------- media policy
 class MediaPolicy:
-    def __init__(self, limits: media_io.MediaLimits, s3_buckets: list[str], allow_http: bool,
-                 max_images: int, http_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        limits: media_io.MediaLimits,
+        s3_buckets: list[str],
+        allow_http: bool,
+        max_images: int,
+        http_timeout_s: float = 10.0,
+    ):
         self.limits, self.s3_buckets, self.allow_http = limits, set(s3_buckets), allow_http
         self.max_images, self.http_timeout_s = max_images, http_timeout_s
 
@@ -194,8 +213,12 @@ class MediaPolicy:
             if not self.allow_http:
                 raise APIError(400, "fetching http(s) media is disabled on this endpoint: send a data: URI")
             return self._fetch(ref)
-        raise APIError(400, "media must be a data: URI, an allowed s3:// URI"
-                            + (" or an http(s) URL" if self.allow_http else "") + "; server paths are not accepted")
+        raise APIError(
+            400,
+            "media must be a data: URI, an allowed s3:// URI"
+            + (" or an http(s) URL" if self.allow_http else "")
+            + "; server paths are not accepted",
+        )
 
     def _fetch(self, url: str) -> bytes:
         import httpx
@@ -284,7 +307,7 @@ def to_chat(req: ChatRequest, policy: MediaPolicy) -> tuple[list[dict[str, Any]]
             if p.type == "text":
                 parts.append({"type": "text", "text": p.text or ""})
                 continue
-            ref = (p.image_url or p.video_url)
+            ref = p.image_url or p.video_url
             if ref is None:
                 raise APIError(400, f"a {p.type} part needs its url")
             kind = "image" if p.type == "image_url" else "video"

@@ -9,7 +9,6 @@ wrong bearer token, 413 body too large, 422 schema violation, 429 too many reque
 this replica, 503 timed out or not ready.
 """
 
-
 import asyncio
 import hmac
 import logging
@@ -22,12 +21,27 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import ServeConfig
+from ..judge.backends import make_judge
 from ..judge.types import JudgeItem, Judgment, Status
-from .api import (APIError, BatchRequest, BatchResponse, ChatRequest, ChatResponse, JudgeRequest, JudgmentOut,
-                  MediaPolicy, ModelCard, ModelList, media_errors, to_chat, to_item)
+from .api import (
+    APIError,
+    BatchRequest,
+    BatchResponse,
+    ChatRequest,
+    ChatResponse,
+    JudgeRequest,
+    JudgmentOut,
+    MediaPolicy,
+    ModelCard,
+    ModelList,
+    media_errors,
+    to_chat,
+    to_item,
+)
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -56,8 +70,9 @@ def check_auth_config(cfg: ServeConfig) -> set[str]:
 
 
 def _error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"message": message, "type": kind, "code": status}},
-                        headers=headers)
+    return JSONResponse(
+        status_code=status, content={"error": {"message": message, "type": kind, "code": status}}, headers=headers
+    )
 
 
 class _TooLarge(Exception):
@@ -101,15 +116,30 @@ class BodyLimit:
 
 
 def build_fastapi(cfg: ServeConfig) -> FastAPI:
-    api = FastAPI(title="unireward reward endpoint", version=__version__,
-                  description="A unified multimodal judge: image/video generation and understanding, pairwise "
-                              "and pointwise. See docs/serving.md.")
+    api = FastAPI(
+        title="unireward reward endpoint",
+        version=__version__,
+        description="A unified multimodal judge: image/video generation and understanding, pairwise "
+        "and pointwise. See docs/serving.md.",
+    )
     api.add_middleware(BodyLimit, limit=int(cfg.max_body_mb * 2**20))
 
     @api.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError):
         headers = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "1"}}.get(e.status)
         return _error(e.status, e.message, e.kind, headers)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        # FastAPI's own errors (a body that is not parseable JSON, an unknown route or method) in our shape
+        kinds = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "request_too_large",
+        }
+        return _error(e.status_code, str(e.detail), kinds.get(e.status_code, "http_error"), getattr(e, "headers", None))
 
     @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, e: RequestValidationError):
@@ -159,26 +189,37 @@ def make_deployment(cfg: ServeConfig):
             from ray.serve import metrics
 
             self.cfg = ServeConfig.model_validate_json(cfg_json)
-            self.judge = self.cfg.judge.build()
-            self.policy = MediaPolicy(self.cfg.judge.media.limits(), self.cfg.s3_buckets, self.cfg.allow_http_media,
-                                      self.cfg.max_images_per_request)
+            self.judge = make_judge(self.cfg.judge)
+            self.policy = MediaPolicy(
+                self.cfg.judge.media.limits(),
+                self.cfg.s3_buckets,
+                self.cfg.allow_http_media,
+                self.cfg.max_images_per_request,
+            )
             self.pending = 0
             self.started = time.time()
             self._judge_many.set_max_batch_size(self.cfg.max_batch_size)
             self._judge_many.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
             self._chat_many.set_max_batch_size(self.cfg.max_batch_size)
             self._chat_many.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
-            self.m_requests = metrics.Counter("unireward_requests", "requests by route and HTTP status",
-                                              tag_keys=("route", "status"))
-            self.m_latency = metrics.Histogram("unireward_request_latency_s", "request latency (s)",
-                                               boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-                                               tag_keys=("route",))
-            self.m_batch = metrics.Histogram("unireward_batch_size", "judgments per model batch",
-                                             boundaries=[1, 2, 4, 8, 16, 32, 64, 128])
-            self.m_unparsed = metrics.Counter("unireward_unparsed", "judgments whose text could not be parsed",
-                                              tag_keys=("task",))
-            self.m_items = metrics.Counter("unireward_judgments", "judgments by task and status",
-                                           tag_keys=("task", "status"))
+            self.m_requests = metrics.Counter(
+                "unireward_requests", "requests by route and HTTP status", tag_keys=("route", "status")
+            )
+            self.m_latency = metrics.Histogram(
+                "unireward_request_latency_s",
+                "request latency (s)",
+                boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+                tag_keys=("route",),
+            )
+            self.m_batch = metrics.Histogram(
+                "unireward_batch_size", "judgments per model batch", boundaries=[1, 2, 4, 8, 16, 32, 64, 128]
+            )
+            self.m_unparsed = metrics.Counter(
+                "unireward_unparsed", "judgments whose text could not be parsed", tag_keys=("task",)
+            )
+            self.m_items = metrics.Counter(
+                "unireward_judgments", "judgments by task and status", tag_keys=("task", "status")
+            )
 
         # ---------------------------------------------------------------- plumbing
         async def _admit(self, route: str, work, timeout_s: float | None = None):
@@ -187,8 +228,9 @@ def make_deployment(cfg: ServeConfig):
             status = 200
             if self.pending >= self.cfg.max_pending:
                 self.m_requests.inc(tags={"route": route, "status": "429"})
-                raise APIError(429, f"{self.pending} requests in flight on this replica; retry shortly",
-                               "rate_limit_error")
+                raise APIError(
+                    429, f"{self.pending} requests in flight on this replica; retry shortly", "rate_limit_error"
+                )
             self.pending += 1
             try:
                 limit = min(timeout_s or self.cfg.request_timeout_s, self.cfg.request_timeout_s)
@@ -213,8 +255,7 @@ def make_deployment(cfg: ServeConfig):
             return await asyncio.to_thread(self._judge_groups, requests)
 
         def _judge_groups(self, requests: list[tuple[JudgeItem, str, bool]]) -> list[Judgment]:
-            out = _grouped(requests, lambda r: r[1:],
-                           lambda rs, key: self.judge.judge([r[0] for r in rs], *key))
+            out = _grouped(requests, lambda r: r[1:], lambda rs, key: self.judge.judge([r[0] for r in rs], *key))
             for j in out:
                 self.m_items.inc(tags={"task": j.task, "status": j.status.value})
                 if j.status is Status.UNPARSED:
@@ -227,8 +268,13 @@ def make_deployment(cfg: ServeConfig):
             return await asyncio.to_thread(self._chat_groups, requests)
 
         def _chat_groups(self, requests) -> list[dict]:
-            return _grouped(requests, lambda r: r[2:], lambda rs, key: self.judge.chat(
-                [r[0] for r in rs], [r[1] for r in rs], temperature=key[0], top_p=key[1], seed=key[2]))
+            return _grouped(
+                requests,
+                lambda r: r[2:],
+                lambda rs, key: self.judge.chat(
+                    [r[0] for r in rs], [r[1] for r in rs], temperature=key[0], top_p=key[1], seed=key[2]
+                ),
+            )
 
         # ---------------------------------------------------------------- routes
         @api.post("/v1/judge", response_model=JudgmentOut, response_model_exclude_none=True, dependencies=[auth])
@@ -242,15 +288,18 @@ def make_deployment(cfg: ServeConfig):
 
             return await self._admit("judge", work(), req.timeout_s)
 
-        @api.post("/v1/judge/batch", response_model=BatchResponse, response_model_exclude_none=True,
-                  dependencies=[auth])
+        @api.post(
+            "/v1/judge/batch", response_model=BatchResponse, response_model_exclude_none=True, dependencies=[auth]
+        )
         async def judge_batch(self, req: BatchRequest) -> BatchResponse:
             if len(req.items) > self.cfg.max_items_per_request:
                 raise APIError(400, f"{len(req.items)} items; at most {self.cfg.max_items_per_request} per request")
 
             async def work():
                 items = await asyncio.to_thread(lambda: [to_item(r, self.policy) for r in req.items])
-                js = await asyncio.gather(*(self._judge_many((it, r.method, r.swap)) for it, r in zip(items, req.items)))
+                js = await asyncio.gather(
+                    *(self._judge_many((it, r.method, r.swap)) for it, r in zip(items, req.items))
+                )
                 return BatchResponse(judgments=[JudgmentOut.of(j) for j in js])
 
             timeouts = [r.timeout_s for r in req.items if r.timeout_s]
@@ -260,8 +309,9 @@ def make_deployment(cfg: ServeConfig):
         async def chat(self, req: ChatRequest) -> ChatResponse:
             max_tokens = req.max_completion_tokens or req.max_tokens or min(512, self.cfg.max_new_tokens_limit)
             if max_tokens > self.cfg.max_new_tokens_limit:
-                raise APIError(400, f"max_tokens {max_tokens} is over this endpoint's limit "
-                                    f"{self.cfg.max_new_tokens_limit}")
+                raise APIError(
+                    400, f"max_tokens {max_tokens} is over this endpoint's limit {self.cfg.max_new_tokens_limit}"
+                )
 
             async def work():
                 conv = await asyncio.to_thread(to_chat, req, self.policy)
@@ -272,8 +322,9 @@ def make_deployment(cfg: ServeConfig):
 
         @api.get("/v1/models", response_model=ModelList, dependencies=[auth])
         async def models(self) -> ModelList:
-            return ModelList(data=[ModelCard(id=self.cfg.model_name, created=int(self.started),
-                                             root=self.cfg.judge.model)])
+            return ModelList(
+                data=[ModelCard(id=self.cfg.model_name, created=int(self.started), root=self.cfg.judge.model)]
+            )
 
         @api.get("/healthz")
         async def healthz(self) -> dict[str, Any]:
@@ -283,12 +334,21 @@ def make_deployment(cfg: ServeConfig):
         async def readyz(self) -> JSONResponse:
             if self.pending >= self.cfg.max_pending:
                 return _error(503, "saturated: too many requests in flight", "not_ready")
-            return JSONResponse({"status": "ready", "model": self.cfg.model_name, "pending": self.pending,
-                                 "unireward": __version__,
-                                 "limits": dict(max_items_per_request=self.cfg.max_items_per_request,
-                                                max_images_per_request=self.cfg.max_images_per_request,
-                                                max_body_mb=self.cfg.max_body_mb, max_pending=self.cfg.max_pending,
-                                                request_timeout_s=self.cfg.request_timeout_s)})
+            return JSONResponse(
+                {
+                    "status": "ready",
+                    "model": self.cfg.model_name,
+                    "pending": self.pending,
+                    "unireward": __version__,
+                    "limits": dict(
+                        max_items_per_request=self.cfg.max_items_per_request,
+                        max_images_per_request=self.cfg.max_images_per_request,
+                        max_body_mb=self.cfg.max_body_mb,
+                        max_pending=self.cfg.max_pending,
+                        request_timeout_s=self.cfg.request_timeout_s,
+                    ),
+                }
+            )
 
     return RewardServer
 

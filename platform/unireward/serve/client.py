@@ -15,8 +15,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 from PIL import Image
@@ -76,19 +77,40 @@ def item_payload(item: JudgeItem, method: str, swap: bool, timeout_s: float | No
 def judgment_from_json(d: dict[str, Any]) -> Judgment:
     orders = [judgment_from_json(o) for o in d["orders"]] if d.get("orders") else None
     return Judgment(
-        item_id=d.get("id"), task=d["task"], mode=d["mode"], method=d["method"], status=Status(d["status"]),
-        reason=d.get("reason"), verdict=d.get("verdict"), probs=d.get("probs"), score=d.get("score"),
-        score_norm=d.get("score_norm"), dims=d.get("dims"), distribution=d.get("distribution"), mass=d.get("mass"),
-        raw_text=d.get("raw_text"), agreement=d.get("agreement"), orders=orders, provenance=d.get("provenance") or {},
+        item_id=d.get("id"),
+        task=d["task"],
+        mode=d["mode"],
+        method=d["method"],
+        status=Status(d["status"]),
+        reason=d.get("reason"),
+        verdict=d.get("verdict"),
+        probs=d.get("probs"),
+        score=d.get("score"),
+        score_norm=d.get("score_norm"),
+        dims=d.get("dims"),
+        distribution=d.get("distribution"),
+        mass=d.get("mass"),
+        raw_text=d.get("raw_text"),
+        agreement=d.get("agreement"),
+        orders=orders,
+        provenance=d.get("provenance") or {},
     )
 
 
 def _invalid(item: JudgeItem, method: str, e: media_io.MediaError) -> Judgment:
-    return Judgment(item.id, str(getattr(item.task, "value", item.task)), item.resolved_mode().value, method,
-                    Status.INVALID_INPUT, reason=f"{e.code}: {e.reason}")
+    return Judgment(
+        item.id,
+        str(getattr(item.task, "value", item.task)),
+        item.resolved_mode().value,
+        method,
+        Status.INVALID_INPUT,
+        reason=f"{e.code}: {e.reason}",
+    )
 
 
-def _payloads(items: Sequence[JudgeItem], method: str, swap: bool) -> tuple[list[Judgment | None], list[tuple[int, dict]]]:
+def _payloads(
+    items: Sequence[JudgeItem], method: str, swap: bool
+) -> tuple[list[Judgment | None], list[tuple[int, dict]]]:
     """Request bodies of the items that can be sent, and invalid_input judgments (in place) for
     those whose media cannot be read here."""
     out: list[Judgment | None] = [None] * len(items)
@@ -105,7 +127,7 @@ def _server_chunk(readyz: Any, default: int) -> int:
     """Items per batch request the endpoint accepts (its /readyz limits), or ``default``."""
     try:
         return int((readyz.json().get("limits") or {}).get("max_items_per_request") or default)
-    except Exception:  # noqa: BLE001 - an older or busy endpoint: keep ours
+    except Exception:
         return default
 
 
@@ -132,13 +154,13 @@ def _backoff(attempt: int, base: float, retry_after: str | None) -> float:
             return min(float(retry_after), 30.0)
         except ValueError:
             pass
-    return min(base * 2 ** attempt, 10.0) * (0.5 + random.random())
+    return min(base * 2**attempt, 10.0) * (0.5 + random.random())
 
 
 def _error_message(resp) -> str:
     try:
         return resp.json()["error"]["message"]
-    except Exception:  # noqa: BLE001 - a non-JSON error body
+    except Exception:
         return resp.text[:500]
 
 
@@ -146,12 +168,24 @@ class RewardClient:
     """Synchronous client. ``judge_batch`` splits the items into requests of ``chunk_size`` and sends
     up to ``max_concurrency`` of them at once."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 120.0, max_retries: int = 5,
-                 backoff_s: float = 0.5, max_concurrency: int = 8, chunk_size: int = 16):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        max_concurrency: int = 8,
+        chunk_size: int = 16,
+    ):
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
-                                  limits=httpx.Limits(max_connections=max_concurrency))
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=max_concurrency),
+        )
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.max_concurrency, self.chunk_size = max_concurrency, chunk_size
         self._lock = threading.Lock()
@@ -182,7 +216,7 @@ class RewardClient:
     def health(self) -> bool:
         try:
             return self._http.get("/readyz").status_code == 200
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
 
     def _chunk(self) -> int:
@@ -191,7 +225,7 @@ class RewardClient:
             if self._server_chunk is None:
                 try:
                     self._server_chunk = _server_chunk(self._http.get("/readyz"), self.chunk_size)
-                except Exception:  # noqa: BLE001 - unreachable for now: keep ours
+                except Exception:
                     self._server_chunk = self.chunk_size
             return max(1, min(self.chunk_size, self._server_chunk))
 
@@ -208,7 +242,7 @@ class RewardClient:
     def judge_batch(self, items: Sequence[JudgeItem], method: str = "logits", swap: bool = False) -> list[Judgment]:
         out, send = _payloads(items, method, swap)
         size = self._chunk()
-        chunks = [send[i:i + size] for i in range(0, len(send), size)]
+        chunks = [send[i : i + size] for i in range(0, len(send), size)]
 
         def post(chunk):
             res = self.request("POST", "/v1/judge/batch", {"items": [b for _, b in chunk]})
@@ -227,11 +261,23 @@ class RewardClient:
 class AsyncRewardClient:
     """Asynchronous client with the same behaviour; ``max_concurrency`` requests in flight at most."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 120.0, max_retries: int = 5,
-                 backoff_s: float = 0.5, max_concurrency: int = 8, chunk_size: int = 16):
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        max_concurrency: int = 8,
+        chunk_size: int = 16,
+    ):
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s,
-                                       limits=httpx.Limits(max_connections=max_concurrency))
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=max_concurrency),
+        )
         self._sem = asyncio.Semaphore(max_concurrency)
         self.max_retries, self.backoff_s, self.chunk_size = max_retries, backoff_s, chunk_size
         self._server_chunk: int | None = None
@@ -266,8 +312,9 @@ class AsyncRewardClient:
             return _invalid(item, method, e)
         return judgment_from_json(await self.request("POST", "/v1/judge", body))
 
-    async def judge_batch(self, items: Sequence[JudgeItem], method: str = "logits",
-                          swap: bool = False) -> list[Judgment]:
+    async def judge_batch(
+        self, items: Sequence[JudgeItem], method: str = "logits", swap: bool = False
+    ) -> list[Judgment]:
         out, send = _payloads(items, method, swap)
 
         async def post(chunk):
@@ -278,24 +325,35 @@ class AsyncRewardClient:
         if self._server_chunk is None:
             try:
                 self._server_chunk = _server_chunk(await self._http.get("/readyz"), self.chunk_size)
-            except Exception:  # noqa: BLE001 - unreachable for now: keep ours
+            except Exception:
                 self._server_chunk = self.chunk_size
         size = max(1, min(self.chunk_size, self._server_chunk))
-        await asyncio.gather(*(post(send[i:i + size]) for i in range(0, len(send), size)))
+        await asyncio.gather(*(post(send[i : i + size]) for i in range(0, len(send), size)))
         return out  # type: ignore[return-value]
 
 
 class RemoteJudge:
     """A served judge behind the interface curation uses: ``judge(items, method, swap)``."""
 
-    def __init__(self, endpoint: str, token: str | None = None, media: media_io.MediaLimits = media_io.MediaLimits(),
-                 **client_kwargs: Any):
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None = None,
+        media: media_io.MediaLimits = media_io.MediaLimits(),
+        **client_kwargs: Any,
+    ):
         self.client = RewardClient(endpoint, token=token, **client_kwargs)
         self.endpoint = endpoint
         self.media = media
 
-    def judge(self, items: Sequence[JudgeItem], method: str = "logits", swap: bool = False,
-              progress=None) -> list[Judgment]:
+    @classmethod
+    def from_config(cls, cfg: Any) -> RemoteJudge:
+        """The served judge a spec's ``judge:`` section names (``endpoint``; its token from ``token_env``)."""
+        return cls(cfg.endpoint, token=os.environ.get(cfg.token_env), media=cfg.media.limits())
+
+    def judge(
+        self, items: Sequence[JudgeItem], method: str = "logits", swap: bool = False, progress=None
+    ) -> list[Judgment]:
         out = self.client.judge_batch(items, method, swap)
         for j in out:
             j.provenance.setdefault("endpoint", self.endpoint)

@@ -20,8 +20,15 @@ from ..io import storage
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "serve" / "reward.yaml"
-DEPLOYMENT_OPTIONS = ("max_ongoing_requests", "max_queued_requests", "autoscaling_config", "num_replicas",
-                      "ray_actor_options", "graceful_shutdown_timeout_s", "health_check_period_s")
+DEPLOYMENT_OPTIONS = (
+    "max_ongoing_requests",
+    "max_queued_requests",
+    "autoscaling_config",
+    "num_replicas",
+    "ray_actor_options",
+    "graceful_shutdown_timeout_s",
+    "health_check_period_s",
+)
 
 
 def read_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -33,8 +40,9 @@ def read_config(path: str | Path | None = None) -> dict[str, Any]:
     return data
 
 
-def app_and_options(config: dict[str, Any], args: dict[str, Any] | None = None,
-                    deployment: dict[str, Any] | None = None) -> tuple[ServeConfig, dict[str, Any], dict[str, Any]]:
+def app_and_options(
+    config: dict[str, Any], args: dict[str, Any] | None = None, deployment: dict[str, Any] | None = None
+) -> tuple[ServeConfig, dict[str, Any], dict[str, Any]]:
     """(ServeConfig, deployment options, http options) of the first application, with overrides."""
     app = config["applications"][0]
     merged = copy.deepcopy(app.get("args") or {})
@@ -69,8 +77,9 @@ def ensure_ray() -> None:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, ignore_reinit_error=True)
 
 
-def local_options(config: dict[str, Any], args: dict[str, Any] | None, deployment: dict[str, Any] | None,
-                  available: dict[str, float]) -> tuple[ServeConfig, dict[str, Any], dict[str, Any]]:
+def local_options(
+    config: dict[str, Any], args: dict[str, Any] | None, deployment: dict[str, Any] | None, available: dict[str, float]
+) -> tuple[ServeConfig, dict[str, Any], dict[str, Any]]:
     """``app_and_options`` with the local defaults: loopback unless a host is given, and replicas
     that ask for more CPUs or GPUs than the local Ray has (``available``) get what there is (a
     replica waiting for a GPU that does not exist would never start)."""
@@ -79,28 +88,37 @@ def local_options(config: dict[str, Any], args: dict[str, Any] | None, deploymen
     for key, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
         have = available.get(resource, 0.0)
         if actor.get(key, 0) > have:
-            log.warning("the replicas ask for %g %s each, the local Ray has %g: using %g", actor[key], resource,
-                        have, have)
+            log.warning(
+                "the replicas ask for %g %s each, the local Ray has %g: using %g", actor[key], resource, have, have
+            )
             actor[key] = have
     if actor:
         opts["ray_actor_options"] = actor
     return cfg, opts, http
 
 
-def check(config: dict[str, Any], args: dict[str, Any] | None = None,
-          deployment: dict[str, Any] | None = None) -> ServeConfig:
+def check(
+    config: dict[str, Any], args: dict[str, Any] | None = None, deployment: dict[str, Any] | None = None
+) -> ServeConfig:
     """What can be checked before Ray starts: the config's values, and that the judge checkpoint
     of a local run is on this machine."""
     cfg, _, _ = app_and_options(config, args, deployment)
     if not storage.is_remote(cfg.judge.model) and not Path(cfg.judge.model).exists():
-        raise ConfigError(f"judge checkpoint {cfg.judge.model} not found on this machine: pass --model PATH "
-                          "(serve/reward.yaml names the path on the cluster's nodes)")
+        raise ConfigError(
+            f"judge checkpoint {cfg.judge.model} not found on this machine: pass --model PATH "
+            "(serve/reward.yaml names the path on the cluster's nodes)"
+        )
     return cfg
 
 
-def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = None,
-          deployment: dict[str, Any] | None = None, name: str = "reward", wait_s: float = 180.0,
-          log_level: str = "INFO") -> str:
+def start(
+    config: dict[str, Any] | None = None,
+    args: dict[str, Any] | None = None,
+    deployment: dict[str, Any] | None = None,
+    name: str = "reward",
+    wait_s: float = 180.0,
+    log_level: str = "INFO",
+) -> str:
     """Deploys the endpoint (with the local defaults) and returns its base URL once /readyz answers.
     ``log_level``: Serve's own logs and access logs (WARNING keeps a demo's output readable)."""
     import httpx
@@ -119,8 +137,13 @@ def start(config: dict[str, Any] | None = None, args: dict[str, Any] | None = No
     serve.start(http_options=http, logging_config=logging_config)
     app = make_deployment(cfg).options(**opts).bind(cfg.model_dump_json())
     try:
-        serve.run(app, name=name, route_prefix="/" if name == "reward" else f"/{name}", blocking=False,
-                  logging_config=logging_config)
+        serve.run(
+            app,
+            name=name,
+            route_prefix="/" if name == "reward" else f"/{name}",
+            blocking=False,
+            logging_config=logging_config,
+        )
     except RuntimeError as e:  # the replicas could not be constructed (Serve has retried them)
         raise _start_failure(serve, name, str(e)) from None
     url = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"

@@ -20,8 +20,9 @@ identical media bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -39,8 +40,13 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond")
 POSITIONS = ("left", "right", "top", "bottom", "center")
-POSITION_PHRASE = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
-                   "center": "in the center"}
+POSITION_PHRASE = {
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+    "center": "in the center",
+}
 NUMBER_WORD = {1: "one", 2: "two", 3: "three"}
 DIRECTIONS = ("left", "right", "up", "down")
 SPEEDS = {"slowly": 2.0, "quickly": 5.0}  # pixels per frame at 96 px
@@ -79,8 +85,11 @@ def caption(groups: list[Group]) -> str:
 
 def random_scene(rng: np.random.Generator) -> list[Group]:
     n_groups = int(rng.integers(1, 3))
-    positions = [str(rng.choice(POSITIONS))] if n_groups == 1 else list(
-        [("left", "right"), ("top", "bottom")][int(rng.integers(2))])
+    positions = (
+        [str(rng.choice(POSITIONS))]
+        if n_groups == 1
+        else list([("left", "right"), ("top", "bottom")][int(rng.integers(2))])
+    )
     shapes = rng.choice(SHAPES, size=n_groups, replace=False)
     colours = rng.choice(list(COLOURS), size=n_groups, replace=False)
     return [Group(str(s), str(c), int(rng.integers(1, 4)), p) for s, c, p in zip(shapes, colours, positions)]
@@ -199,8 +208,9 @@ def perturb_motion(m: Motion, n_errors: int, rng: np.random.Generator) -> tuple[
     return m, len(attrs) - len(picked)
 
 
-def render_motion(m: Motion, flicker: float, rng: np.random.Generator,
-                  size: int = VIDEO_SIZE, n_frames: int = VIDEO_FRAMES) -> list[np.ndarray]:
+def render_motion(
+    m: Motion, flicker: float, rng: np.random.Generator, size: int = VIDEO_SIZE, n_frames: int = VIDEO_FRAMES
+) -> list[np.ndarray]:
     dx, dy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[m.direction]
     step = SPEEDS[m.speed] * size / 96
     travel = step * (n_frames - 1)
@@ -246,7 +256,10 @@ def image_question(groups: list[Group], rng: np.random.Generator, n: int):
     kind = str(rng.choice(["count", "colour", "position", "shape"]))
     if kind == "count":
         q = f"How many {g.colour} {_plural(g.shape, 2)} are in the image?"
-        fmt = lambda k: f"There {'is' if k == 1 else 'are'} {NUMBER_WORD.get(k, str(k))} {g.colour} {_plural(g.shape, k)}."
+
+        def fmt(k: int) -> str:
+            return f"There {'is' if k == 1 else 'are'} {NUMBER_WORD.get(k, str(k))} {g.colour} {_plural(g.shape, k)}."
+
         correct, wrong = fmt(g.count), [fmt(k) for k in (1, 2, 3, 4) if k != g.count]
     elif kind == "colour":
         q = f"What colour is the {g.shape} {POSITION_PHRASE[g.position]}?"
@@ -305,8 +318,9 @@ def _quality_level(rng: np.random.Generator) -> int:
     return int(rng.choice(len(QUALITY_LEVELS), p=[0.5, 0.3, 0.2]))
 
 
-def _generated(files: dict[str, bytes], pid: str, j: int, task: str, ext: str, data: bytes, kept: float,
-               level: int) -> dict[str, Any]:
+def _generated(
+    files: dict[str, bytes], pid: str, j: int, task: str, ext: str, data: bytes, kept: float, level: int
+) -> dict[str, Any]:
     """A generation candidate: its media file and ground truth 0.75 * attributes kept + 0.25 * quality."""
     rel = f"media/{task}/{pid}/c{j}.{ext}"
     files[rel] = data
@@ -325,8 +339,17 @@ def make_image_generation(seed: int, i: int, n: int) -> Prompt:
         data = png(degrade(render_scene(groups), level, rng))
         cands.append(_generated(files, pid, j, "image_generation", "png", data, kept / (4 * len(scene)), level))
     meta = dict(scene=[asdict(g) for g in scene])
-    return Prompt(dict(prompt_id=pid, task="image_generation", prompt=caption(scene), context=None,
-                       candidates=cands, meta=json.dumps(meta)), files)
+    return Prompt(
+        dict(
+            prompt_id=pid,
+            task="image_generation",
+            prompt=caption(scene),
+            context=None,
+            candidates=cands,
+            meta=json.dumps(meta),
+        ),
+        files,
+    )
 
 
 def make_image_understanding(seed: int, i: int, n: int) -> Prompt:
@@ -338,8 +361,10 @@ def make_image_understanding(seed: int, i: int, n: int) -> Prompt:
     q, answers, kind = image_question(scene, rng, n)
     cands = [dict(id=f"{pid}-c{j}", text=a, media=None, gt_score=s, seed=None) for j, (a, s) in enumerate(answers)]
     meta = dict(scene=[asdict(g) for g in scene], question_kind=kind)
-    return Prompt(dict(prompt_id=pid, task="image_understanding", prompt=q, context=rel, candidates=cands,
-                       meta=json.dumps(meta)), files)
+    return Prompt(
+        dict(prompt_id=pid, task="image_understanding", prompt=q, context=rel, candidates=cands, meta=json.dumps(meta)),
+        files,
+    )
 
 
 def make_video_generation(seed: int, i: int, n: int) -> Prompt:
@@ -352,8 +377,17 @@ def make_video_generation(seed: int, i: int, n: int) -> Prompt:
         level = _quality_level(rng)
         data = mp4(render_motion(m, (0.0, 0.15, 0.35)[level], rng))
         cands.append(_generated(files, pid, j, "video_generation", "mp4", data, kept / motion.attributes(), level))
-    return Prompt(dict(prompt_id=pid, task="video_generation", prompt=motion.caption(), context=None,
-                       candidates=cands, meta=json.dumps(dict(motion=asdict(motion)))), files)
+    return Prompt(
+        dict(
+            prompt_id=pid,
+            task="video_generation",
+            prompt=motion.caption(),
+            context=None,
+            candidates=cands,
+            meta=json.dumps(dict(motion=asdict(motion))),
+        ),
+        files,
+    )
 
 
 def make_video_understanding(seed: int, i: int, n: int) -> Prompt:
@@ -364,8 +398,17 @@ def make_video_understanding(seed: int, i: int, n: int) -> Prompt:
     files = {rel: mp4(render_motion(motion, 0.0, rng))}
     q, answers, kind = video_question(motion, rng, n)
     cands = [dict(id=f"{pid}-c{j}", text=a, media=None, gt_score=s, seed=None) for j, (a, s) in enumerate(answers)]
-    return Prompt(dict(prompt_id=pid, task="video_understanding", prompt=q, context=rel, candidates=cands,
-                       meta=json.dumps(dict(motion=asdict(motion), question_kind=kind))), files)
+    return Prompt(
+        dict(
+            prompt_id=pid,
+            task="video_understanding",
+            prompt=q,
+            context=rel,
+            candidates=cands,
+            meta=json.dumps(dict(motion=asdict(motion), question_kind=kind)),
+        ),
+        files,
+    )
 
 
 MAKERS: dict[str, Callable[[int, int, int], Prompt]] = {
@@ -417,12 +460,31 @@ def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[s
         raise ValueError(f"pairs must be 'adjacent' or 'all', got {pairs!r}")
     for a, b in idx:
         ca, cb = cands[a], cands[b]
-        out.append(dict(item_id=f"{ca['id']}~{cb['id']}", task=row["task"], mode="pair_rank", prompt=row["prompt"],
-                        context=row["context"], candidates=[ref(ca), ref(cb)],
-                        label=pair_label(ca["gt_score"], cb["gt_score"]), gt_scores=[ca["gt_score"], cb["gt_score"]]))
+        out.append(
+            dict(
+                item_id=f"{ca['id']}~{cb['id']}",
+                task=row["task"],
+                mode="pair_rank",
+                prompt=row["prompt"],
+                context=row["context"],
+                candidates=[ref(ca), ref(cb)],
+                label=pair_label(ca["gt_score"], cb["gt_score"]),
+                gt_scores=[ca["gt_score"], cb["gt_score"]],
+            )
+        )
     for c in cands:
-        out.append(dict(item_id=c["id"], task=row["task"], mode="point_score", prompt=row["prompt"],
-                        context=row["context"], candidates=[ref(c)], label=None, gt_scores=[c["gt_score"]]))
+        out.append(
+            dict(
+                item_id=c["id"],
+                task=row["task"],
+                mode="point_score",
+                prompt=row["prompt"],
+                context=row["context"],
+                candidates=[ref(c)],
+                label=None,
+                gt_scores=[c["gt_score"]],
+            )
+        )
     return out
 
 
@@ -438,17 +500,26 @@ class WorldSummary:
     corrupted: list[dict[str, str]]
 
 
-def generate_world(out: str, n: int = 8, seed: int = 0, n_candidates: int = 4,
-                   tasks: tuple[str, ...] = TASKS, corrupt: int = 0, pairs: str = "adjacent",
-                   progress: Callable[[str, int, int], None] | None = None) -> WorldSummary:
+def generate_world(
+    out: str,
+    n: int = 8,
+    seed: int = 0,
+    n_candidates: int = 4,
+    tasks: tuple[str, ...] = TASKS,
+    corrupt: int = 0,
+    pairs: str = "adjacent",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> WorldSummary:
     """Writes ``n`` prompts per task (pools and items as Parquet, media beside them) under ``out``
     (a local folder or ``s3://`` prefix). ``corrupt``: per task, damage this many candidate or
     context files (zero bytes, truncated, garbage, missing) to exercise error handling."""
     if n < 1 or n_candidates < 2:
         raise ValueError("need n >= 1 prompts and n_candidates >= 2")
     if n_candidates > MAX_UNDERSTANDING_ANSWERS and any(not t.endswith("_generation") for t in tasks):
-        raise ValueError(f"understanding questions have at most {MAX_UNDERSTANDING_ANSWERS} distinct answers; "
-                         f"ask for n_candidates <= {MAX_UNDERSTANDING_ANSWERS} or generation tasks only")
+        raise ValueError(
+            f"understanding questions have at most {MAX_UNDERSTANDING_ANSWERS} distinct answers; "
+            f"ask for n_candidates <= {MAX_UNDERSTANDING_ANSWERS} or generation tasks only"
+        )
     unknown = set(tasks) - set(TASKS)
     if unknown:
         raise ValueError(f"unknown task(s) {sorted(unknown)}; expected some of {TASKS}")

@@ -1,4 +1,4 @@
-"""Judge training data (``kind: train_reward``, issue 4), the pure part: preference records become
+"""Judge training data (``kind: train_reward``), the pure part: preference records become
 (chat, target) examples through the same protocol templates the judge is read with, the original
 UnifiedReward conversation format is imported, and sources are sampled and mixed as the original
 does (``all``, ``first:N``, ``end:N``, ``random:N``, ``N%``).
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from ..config import SAMPLING_RULE
 from ..judge.protocols import Protocol, chat_messages
 from ..judge.types import JudgeItem, Mode, Task
 
-_SAMPLING = re.compile(r"^(all|first:(\d+)|end:(\d+)|random:(\d+)|(\d+(?:\.\d+)?)%)$")
 _PLACEHOLDERS = re.compile(r"<(image|video)>\s*")
 
 
@@ -30,7 +31,7 @@ def sample(rows: Sequence[Any], rule: str, seed: int = 0) -> list[Any]:
     """The rows a source contributes under the original's sampling rules: ``all``; ``first:N`` and
     ``end:N`` (the first or last N); ``random:N`` (N drawn without replacement, seeded); ``N%`` (that
     share, drawn like random). Order is kept for first/end/all and is the draw's for random."""
-    m = _SAMPLING.match(rule.strip())
+    m = SAMPLING_RULE.match(rule.strip())
     if not m:
         raise DataError(f"sampling {rule!r}: expected all, first:N, end:N, random:N or N%")
     rows = list(rows)
@@ -40,7 +41,7 @@ def sample(rows: Sequence[Any], rule: str, seed: int = 0) -> list[Any]:
         return rows[: int(m.group(2))]
     if m.group(3):
         n = int(m.group(3))
-        return rows[len(rows) - n:] if n else []
+        return rows[len(rows) - n :] if n else []
     n = int(m.group(4)) if m.group(4) else round(len(rows) * float(m.group(5)) / 100)
     if m.group(5) and float(m.group(5)) > 100:
         raise DataError(f"sampling {rule!r}: a share cannot exceed 100%")
@@ -81,7 +82,9 @@ def target_text(protocol: Protocol, label: Any) -> str:
     if protocol.mode is Mode.PAIR_RANK:
         verdicts = protocol.verdicts or {}
         if label not in verdicts or not verdicts[label]:
-            raise DataError(f"{protocol.id}: label {label!r} is not one of its verdicts {sorted(k for k, v in verdicts.items() if v)}")
+            raise DataError(
+                f"{protocol.id}: label {label!r} is not one of its verdicts {sorted(k for k, v in verdicts.items() if v)}"
+            )
         return f"{protocol.answer_prefix}{verdicts[label]}."
     if protocol.mode is Mode.POINT_SCORE:
         scale = protocol.scales[0]
@@ -126,8 +129,14 @@ def from_preference(item: JudgeItem, protocol: Protocol, label: Any, source: str
         raise DataError(f"item {item.id or '?'}: {problem}")
     task = Task(item.task)
     media = list(item.candidates) if task.is_generation else [item.context]
-    return SFTExample(messages=chat_messages(item, protocol), media=media, media_kind=task.media_kind,
-                      target=target_text(protocol, label), task=task.value, source=source)
+    return SFTExample(
+        messages=chat_messages(item, protocol),
+        media=media,
+        media_kind=task.media_kind,
+        target=target_text(protocol, label),
+        task=task.value,
+        source=source,
+    )
 
 
 def from_conversation(record: Mapping[str, Any], task: str, source: str = "") -> SFTExample:
@@ -144,8 +153,9 @@ def from_conversation(record: Mapping[str, Any], task: str, source: str = "") ->
         raise DataError("a conversation record needs 'conversations': [human, gpt]")
     human, gpt = convs[0], convs[1]
     if human.get("from") != "human" or gpt.get("from") != "gpt":
-        raise DataError(f"conversations must start with a human then a gpt turn, got {human.get('from')!r}, "
-                        f"{gpt.get('from')!r}")
+        raise DataError(
+            f"conversations must start with a human then a gpt turn, got {human.get('from')!r}, {gpt.get('from')!r}"
+        )
     text, answer = str(human.get("value", "")), str(gpt.get("value", ""))
     if not answer.strip():
         raise DataError("the gpt turn is empty: nothing to train on")
@@ -159,17 +169,25 @@ def from_conversation(record: Mapping[str, Any], task: str, source: str = "") ->
         kind, media = Task(task).media_kind, []
     placeholders = _PLACEHOLDERS.findall(text)
     if placeholders and len(placeholders) != len(media):
-        raise DataError(f"the human turn has {len(placeholders)} media placeholders but the record gives "
-                        f"{len(media)} {kind}(s)")
+        raise DataError(
+            f"the human turn has {len(placeholders)} media placeholders but the record gives {len(media)} {kind}(s)"
+        )
     parts: list[dict[str, Any]] = [{"type": kind} for _ in media]
     parts.append({"type": "text", "text": _PLACEHOLDERS.sub("", text).strip()})
-    return SFTExample(messages=[{"role": "user", "content": parts}], media=media, media_kind=kind, target=answer,
-                      task=Task(task).value, source=source)
+    return SFTExample(
+        messages=[{"role": "user", "content": parts}],
+        media=media,
+        media_kind=kind,
+        target=answer,
+        task=Task(task).value,
+        source=source,
+    )
 
 
 # ------------------------------------------------------------------------------------ sources
-def example_from_item_row(row: Mapping[str, Any], protocol_for, source: str = "",
-                          swap: bool = False) -> SFTExample | None:
+def example_from_item_row(
+    row: Mapping[str, Any], protocol_for, source: str = "", swap: bool = False
+) -> SFTExample | None:
     """An item row (the ``item`` schema, media already resolved) with its ground truth as an SFT
     example: a pair with its ``label`` (first/second/tie), a point with ``gt_scores[0]`` in [0, 1]
     mapped onto the protocol's scale. ``swap`` gives the pair in the other order (label swapped).

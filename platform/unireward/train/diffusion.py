@@ -1,5 +1,5 @@
-"""One Diffusion-DPO step for diffusers text-to-image (UNet2DConditionModel: SD1.5 layout) and
-text-to-video (UNet3DConditionModel) pipelines: what every Diffusion-DPO worker runs (issue 5).
+"""Diffusion-DPO for diffusers text-to-image (UNet2DConditionModel: SD1.5 layout) and text-to-video
+(UNet3DConditionModel) pipelines: the step, the pairs, and the loop every Diffusion-DPO worker runs.
 
 The chosen and rejected latents of a pair get the same timestep and the same noise; the frozen
 reference sees exactly what the policy sees. Pixels are encoded with the pipeline's VAE (videos
@@ -15,6 +15,8 @@ import torch
 
 from .losses import BETA_DIFFUSION, PreferenceLoss, diffusion_dpo
 
+UNET_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the UNet's attention projections
+
 
 @dataclass
 class DiffusionBatch:
@@ -25,8 +27,9 @@ class DiffusionBatch:
 
 @torch.no_grad()
 def encode_prompts(pipe: Any, prompts: list[str]) -> torch.Tensor:
-    tok = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt")
+    tok = pipe.tokenizer(
+        prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    )
     return pipe.text_encoder(tok.input_ids.to(pipe.text_encoder.device))[0]
 
 
@@ -42,8 +45,15 @@ def encode_pixels(pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
     return vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
 
 
-def dpo_loss(unet: Any, ref_unet: Any, scheduler: Any, batch: DiffusionBatch, beta: float = BETA_DIFFUSION,
-             generator: torch.Generator | None = None, timesteps: torch.Tensor | None = None) -> PreferenceLoss:
+def dpo_loss(
+    unet: Any,
+    ref_unet: Any,
+    scheduler: Any,
+    batch: DiffusionBatch,
+    beta: float = BETA_DIFFUSION,
+    generator: torch.Generator | None = None,
+    timesteps: torch.Tensor | None = None,
+) -> PreferenceLoss:
     """The Diffusion-DPO loss of a batch of pairs: one timestep and one noise per pair, shared by
     its chosen and rejected latents; the target is the noise (epsilon prediction) or the velocity
     (v prediction), as the scheduler says."""
@@ -96,8 +106,10 @@ def read_pairs(uris: list[str], policy: str) -> tuple[list[dict[str, Any]], list
                 if not {"chosen", "rejected"} <= set(r):
                     errors.append(dict(where, reason="not a videodpo row (caption, chosen, rejected)"))
                     continue
-                chosen, rejected = (schema.resolve_media(r["chosen"], schema.parent(uri)),
-                                    schema.resolve_media(r["rejected"], schema.parent(uri)))
+                chosen, rejected = (
+                    schema.resolve_media(r["chosen"], schema.parent(uri)),
+                    schema.resolve_media(r["rejected"], schema.parent(uri)),
+                )
             pairs.append(dict(caption=caption, chosen=chosen, rejected=rejected, source=uri, row=i))
     return pairs, errors
 
@@ -132,24 +144,19 @@ def pixels(src: Any, kind: str, size: int, limits) -> torch.Tensor:
 
 
 def dpo_loop(config: dict[str, Any]) -> None:
-    """What every Ray Train worker of ``kind: dpo`` runs (Diffusion-DPO for a diffusers UNet)."""
+    """What every Ray Train worker of ``kind: dpo`` runs for a diffusers UNet (Diffusion-DPO), over
+    the shared runtime of ``train/runtime.py``."""
     import copy
-    import json
-    import math
     import os
     import random
-    import tempfile
-    import time
 
-    import deepspeed
-    import ray.train
-    import torch.distributed as dist
     from diffusers import DiffusionPipeline
 
     from ..config import DpoSpec
-    from .reward import _Log, _peak_memory_mb, consolidated_state_dict, deepspeed_config, lr_lambda, worker_setup
+    from .runtime import MetricLog, MicroStep, run, worker_setup
 
-    spec, rank, world, device, bf16 = worker_setup(config, DpoSpec)
+    worker = worker_setup(config, DpoSpec)
+    spec, rank, world, device = worker.spec, worker.rank, worker.world, worker.device
     t = spec.training
     kind = "image" if spec.policy == "diffusion_image" else "video"
     limits = spec.media.limits()
@@ -160,12 +167,12 @@ def dpo_loop(config: dict[str, Any]) -> None:
 
     pipe = DiffusionPipeline.from_pretrained(spec.model)
     pipe.set_progress_bar_config(disable=True)
-    frozen_dtype = torch.bfloat16 if bf16 else torch.float32
+    frozen_dtype = torch.bfloat16 if worker.bf16 else torch.float32
     for part in ("vae", "text_encoder"):
         getattr(pipe, part).requires_grad_(False).to(device, frozen_dtype).eval()
     unet = pipe.unet
     ref = copy.deepcopy(unet).requires_grad_(False).eval().to(device, frozen_dtype)
-    log = _Log(config["run_dir"], rank)
+    log = MetricLog(config["run_dir"], rank, tag=spec.kind)
     if t.gradient_checkpointing:
         try:
             unet.enable_gradient_checkpointing()
@@ -174,8 +181,12 @@ def dpo_loop(config: dict[str, Any]) -> None:
     if t.lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        unet = get_peft_model(unet, LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
-                                               target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        unet = get_peft_model(
+            unet,
+            LoraConfig(
+                r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout, target_modules=list(UNET_LORA_TARGETS)
+            ),
+        )
     unet.train()
     pairs, _ = read_pairs(spec.data.train, spec.policy)
     if spec.data.eval:
@@ -188,25 +199,8 @@ def dpo_loop(config: dict[str, Any]) -> None:
         raise RuntimeError(f"rank {rank}: no training pair (have {len(train)} for {world} workers)")
     micro_per_epoch = max(1, len(train) // world // t.batch_size)
     total_steps = t.max_steps or max(1, t.epochs * micro_per_epoch // t.grad_accum)
-    warmup = math.ceil(t.warmup_ratio * total_steps)
-    engine, _, _, _ = deepspeed.initialize(
-        model=unet, model_parameters=[p for p in unet.parameters() if p.requires_grad],
-        config=deepspeed_config(t, world, bf16),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, warmup, total_steps)))
     vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
     size = spec.resolution or int(ref.config.sample_size) * vae_scale
-
-    step = 0
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            _, client = engine.load_checkpoint(d, tag="deepspeed")
-        step = int((client or {}).get("step", 0))
-        log.event(dict(event="resumed", step=step))
-    else:
-        log.event(dict(event="start", step=0, pairs=len(train), held_out=len(held), shard=len(shard), world=world,
-                       total_steps=total_steps, zero_stage=t.deepspeed.zero_stage, bf16=bf16, size=size,
-                       lora=t.lora is not None))
 
     cache: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
 
@@ -214,19 +208,29 @@ def dpo_loop(config: dict[str, Any]) -> None:
         if key not in cache:
             try:
                 cache[key] = (pixels(p["chosen"], kind, size, limits), pixels(p["rejected"], kind, size, limits))
-            except Exception as e:  # noqa: BLE001 - a bad pair is recorded and skipped, never fatal
+            except Exception as e:
                 cache[key] = None
-                log.event(dict(event="bad_example", rank=rank, source=p["source"], row=p["row"],
-                               reason=f"{type(e).__name__}: {e}"))
+                log.event(
+                    dict(
+                        event="bad_example",
+                        rank=rank,
+                        source=p["source"],
+                        row=p["row"],
+                        reason=f"{type(e).__name__}: {e}",
+                    )
+                )
         return cache[key]
 
     def batch_of(ps: list[dict[str, Any]], pix: list[tuple[torch.Tensor, torch.Tensor]]) -> DiffusionBatch:
         w = torch.stack([x[0] for x in pix]).to(device, frozen_dtype)
         lo = torch.stack([x[1] for x in pix]).to(device, frozen_dtype)
-        return DiffusionBatch(encode_pixels(pipe, w), encode_pixels(pipe, lo),
-                              encode_prompts(pipe, [p["caption"] for p in ps]).to(frozen_dtype))
+        return DiffusionBatch(
+            encode_pixels(pipe, w),
+            encode_pixels(pipe, lo),
+            encode_prompts(pipe, [p["caption"] for p in ps]).to(frozen_dtype),
+        )
 
-    def micro_batch(g: int) -> DiffusionBatch:
+    def micro_step(engine, g: int) -> MicroStep:
         epoch, m = divmod(g, micro_per_epoch)
         order = list(range(len(shard)))
         random.Random(f"{t.seed}:{epoch}:{rank}").shuffle(order)
@@ -242,16 +246,22 @@ def dpo_loop(config: dict[str, Any]) -> None:
             k += 1
         if not ps:
             raise RuntimeError(f"rank {rank}: no usable pair in its shard (see the bad_example events)")
-        return batch_of(ps, pix)
+        batch = batch_of(ps, pix)
+        out = dpo_loss(engine, ref, pipe.scheduler, batch, beta=spec.beta)
+        return MicroStep(
+            out.loss,
+            int(batch.latents_w.shape[0]),
+            dict(implicit_acc=out.implicit_accuracy, margin=float(out.margin.float().mean())),
+        )
 
-    def evaluate() -> dict[str, float]:
+    def evaluate(engine) -> dict[str, float]:
         """Loss, implicit accuracy and margin on the held-out pairs at fixed timesteps and noise (every
         rank runs the same batches: ZeRO-3 needs the ranks in step)."""
         engine.module.eval()
         margins, losses = [], []
         gen = torch.Generator().manual_seed(spec.eval_seed)
         for s in range(0, len(held), t.batch_size):
-            ps = held[s: s + t.batch_size]
+            ps = held[s : s + t.batch_size]
             pix = [decoded(p, -1 - s - j) for j, p in enumerate(ps)]
             keep = [(p, x) for p, x in zip(ps, pix) if x is not None]
             if not keep:
@@ -264,53 +274,24 @@ def dpo_loop(config: dict[str, Any]) -> None:
             losses.append(float(out.loss) * len(keep))
         engine.module.train()
         n = max(1, len(margins))
-        return {"eval/loss": sum(losses) / n, "eval/implicit_acc": sum(m > 0 for m in margins) / n,
-                "eval/margin": sum(margins) / n, "eval/pairs": float(len(margins))}
+        return {
+            "eval/loss": sum(losses) / n,
+            "eval/implicit_acc": sum(m > 0 for m in margins) / n,
+            "eval/margin": sum(margins) / n,
+            "eval/pairs": float(len(margins)),
+        }
 
-    if step == 0 and t.eval_before and held:
-        metrics = evaluate()
-        log.metrics(0, metrics)
-        ray.train.report(dict(metrics, step=0))
-
-    eval_every = t.eval_every or max(1, micro_per_epoch // t.grad_accum)
-    window: list[tuple[float, float, float]] = []
-    examples, tick = 0, time.time()
-    log_every = max(1, total_steps // 40)
-    while step < total_steps:
-        for a in range(t.grad_accum):
-            batch = micro_batch(step * t.grad_accum + a)
-            out = dpo_loss(engine, ref, pipe.scheduler, batch, beta=spec.beta)
-            engine.backward(out.loss)
-            engine.step()
-            window.append((float(out.loss.detach()), out.implicit_accuracy, float(out.margin.float().mean())))
-            examples += int(batch.latents_w.shape[0])
-        step += 1
-        if step % log_every == 0 or step == total_steps:
-            stats = torch.tensor([sum(w[0] for w in window) / len(window), sum(w[1] for w in window) / len(window),
-                                  sum(w[2] for w in window) / len(window), examples], dtype=torch.float64)
-            dist.all_reduce(stats)
-            log.metrics(step, {"train/loss": float(stats[0]) / world, "train/implicit_acc": float(stats[1]) / world,
-                               "train/margin": float(stats[2]) / world, "train/lr": engine.get_lr()[0],
-                               "train/examples_per_s": float(stats[3]) / max(time.time() - tick, 1e-9),
-                               "train/peak_memory_mb": _peak_memory_mb(device), "train/total_steps": total_steps})
-            log.flush(tensorboard=False)
-            window, examples, tick = [], 0, time.time()
-        if step % eval_every == 0 or step == total_steps:
-            metrics = evaluate() if held else {}
-            metrics["step"] = step
-            log.metrics(step, metrics)
-            with tempfile.TemporaryDirectory() as tmp:
-                engine.save_checkpoint(tmp, tag="deepspeed", client_state={"step": step})
-                sd = consolidated_state_dict(engine, t.deepspeed.zero_stage)
-                if rank == 0:
-                    export_pipeline(spec.model, t, sd, os.path.join(tmp, "diffusers"))
-                    with open(os.path.join(tmp, "train_state.json"), "w") as f:
-                        json.dump(dict(step=step, metrics=metrics, name=spec.name), f, indent=2)
-                log.flush()
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            tick = time.time()
-    log.event(dict(event="done", step=step))
-    log.flush()
+    run(
+        worker,
+        unet,
+        log,
+        total_steps=total_steps,
+        eval_every=t.eval_every or max(1, micro_per_epoch // t.grad_accum),
+        micro_step=micro_step,
+        evaluate=evaluate if held else None,
+        export=lambda sd, folder: export_pipeline(spec.model, t, sd, os.path.join(folder, "diffusers")),
+        start_event=dict(pairs=len(train), held_out=len(held), shard=len(shard), size=size),
+    )
 
 
 def export_pipeline(base: str, training, state_dict: dict[str, Any], out: str) -> None:
@@ -322,11 +303,20 @@ def export_pipeline(base: str, training, state_dict: dict[str, Any], out: str) -
     if training.lora is not None:
         from peft import LoraConfig, get_peft_model
 
-        unet = get_peft_model(unet, LoraConfig(r=training.lora.r, lora_alpha=training.lora.alpha, lora_dropout=0.0,
-                                               target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        unet = get_peft_model(
+            unet,
+            LoraConfig(
+                r=training.lora.r,
+                lora_alpha=training.lora.alpha,
+                lora_dropout=0.0,
+                target_modules=list(UNET_LORA_TARGETS),
+            ),
+        )
     missing, unexpected = unet.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"the trained state does not fit the UNet: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RuntimeError(
+            f"the trained state does not fit the UNet: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     if training.lora is not None:
         unet = unet.merge_and_unload()
     pipe.unet = unet

@@ -1,4 +1,4 @@
-"""Preference losses for policy alignment (issue 5), as pure tensor functions.
+"""Preference losses for policy alignment, as pure tensor functions.
 
 - ``diffusion_dpo``: Diffusion-DPO (Wallace et al.) for image and video generators. The chosen and
   rejected latents share the timestep and the noise; the squared error is averaged over every
@@ -44,9 +44,15 @@ def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
 
 
-def diffusion_dpo(noise: torch.Tensor, model_w: torch.Tensor, model_l: torch.Tensor, ref_w: torch.Tensor,
-                  ref_l: torch.Tensor, beta: float = BETA_DIFFUSION,
-                  target_l: torch.Tensor | None = None) -> PreferenceLoss:
+def diffusion_dpo(
+    noise: torch.Tensor,
+    model_w: torch.Tensor,
+    model_l: torch.Tensor,
+    ref_w: torch.Tensor,
+    ref_l: torch.Tensor,
+    beta: float = BETA_DIFFUSION,
+    target_l: torch.Tensor | None = None,
+) -> PreferenceLoss:
     """-log sigmoid(-beta/2 * [(|e - e_theta(x_w)|^2 - |e - e_ref(x_w)|^2) - (|e - e_theta(x_l)|^2 - |e - e_ref(x_l)|^2)])
 
     ``noise`` is the one noise added to both latents (at the one timestep); ``model_*`` and ``ref_*``
@@ -65,9 +71,14 @@ def diffusion_dpo(noise: torch.Tensor, model_w: torch.Tensor, model_l: torch.Ten
     return PreferenceLoss(-F.logsigmoid(margin).mean(), margin.detach(), chosen.detach(), rejected.detach())
 
 
-def dpo(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-        ref_rejected: torch.Tensor, beta: float = BETA_VLM,
-        loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid") -> PreferenceLoss:
+def dpo(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = BETA_VLM,
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid",
+) -> PreferenceLoss:
     """DPO from the summed log-probabilities of each response under the policy and the reference:
     h = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l));
     sigmoid: -log sigmoid(beta h); ipo: (h - 1 / (2 beta))^2; hinge: max(0, 1 - beta h)."""

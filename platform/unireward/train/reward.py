@@ -1,5 +1,5 @@
-"""Judge training (``kind: train_reward``, issue 4): the data plan the driver writes, the DeepSpeed
-configuration, per-task evaluation, and the loop every Ray Train worker runs.
+"""Judge training (``kind: train_reward``): the data plan the driver writes, per-task evaluation,
+and the loop every Ray Train worker runs (over the shared runtime of ``train/runtime.py``).
 
 Data plan: the driver turns the spec's sources into ``<run>/data/examples.jsonl`` (SFT examples:
 chat, media references, target, task), ``eval.jsonl`` (held-out item rows with ground truth) and
@@ -7,28 +7,26 @@ chat, media references, target, task), ``eval.jsonl`` (held-out item rows with g
 from storage and take their own shard (``rank::world``): nothing large travels through Ray.
 
 The loop: load the judge (the same loader as judging), optionally freeze the vision tower or the
-projector and add LoRA, wrap it in DeepSpeed (ZeRO 0/2/3, optional CPU offload, bf16 on GPU and
-fp32 on CPU), train on the targets only, evaluate per task with the judge's own logit method,
-and report metrics and a checkpoint (DeepSpeed state for resuming + an HF folder) to Ray Train.
+projector and add LoRA, train on the targets only, evaluate per task with the judge's own logit
+method, and report metrics and a checkpoint (DeepSpeed state for resuming + an HF folder).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from ..io import schema, storage
+from ..judge.records import resolve_row
 from ..judge.types import Mode, Task
-from .data import (DataError, SFTExample, example_from_item_row, from_conversation, mix, sample, split_by_prompt)
+from .data import DataError, SFTExample, example_from_item_row, from_conversation, mix, sample, split_by_prompt
+from .runtime import MetricLog, MicroStep, consolidated_state_dict, run, worker_setup
 
 HF_DIR = "hf"  # inside a checkpoint: the judge as an HF folder
-DS_TAG = "deepspeed"  # inside a checkpoint: the DeepSpeed state (model, optimizer, scheduler)
 
 
 # ------------------------------------------------------------------------------------ data plan
@@ -47,7 +45,9 @@ def _resolve_conversation_media(record: dict[str, Any], base: str) -> dict[str, 
     for key in ("image", "images", "video"):
         if key in out:
             v = out[key]
-            out[key] = [schema.resolve_media(x, base) for x in v] if isinstance(v, list) else schema.resolve_media(v, base)
+            out[key] = (
+                [schema.resolve_media(x, base) for x in v] if isinstance(v, list) else schema.resolve_media(v, base)
+            )
     return out
 
 
@@ -85,8 +85,8 @@ def build_plan(spec, registry) -> dict[str, Any]:
             continue
         if not data.eval:  # split on the stored references: the split does not depend on where the data lives
             rows, held = split_by_prompt(rows, data.eval_fraction, t.seed)
-            held_rows += [_resolved(r, src.path) for r in held]
-        rows = [_resolved(r, src.path) for r in rows]
+            held_rows += [resolve_row(r, schema.parent(src.path)) for r in held]
+        rows = [resolve_row(r, schema.parent(src.path)) for r in rows]
         rows = sample(rows, src.sampling, t.seed + k)
         per_source[name] = len(rows)
         for r in rows:
@@ -100,7 +100,10 @@ def build_plan(spec, registry) -> dict[str, Any]:
                 errors.append(dict(source=name, record=r.get("item_id"), reason=str(e)))
     for src in data.eval:
         try:
-            held_rows += [_resolved(r, src.path) for r in sample(schema.read_parquet(src.path), src.sampling, t.seed)]
+            held_rows += [
+                resolve_row(r, schema.parent(src.path))
+                for r in sample(schema.read_parquet(src.path), src.sampling, t.seed)
+            ]
         except (OSError, ValueError) as e:
             errors.append(dict(source=src.name or src.path, record=None, reason=f"unreadable eval source: {e}"))
     if data.weights:
@@ -116,29 +119,25 @@ def build_plan(spec, registry) -> dict[str, Any]:
     if len(held_rows) > data.max_eval_items:
         held_rows = random.Random(t.seed).sample(held_rows, data.max_eval_items)
     if not examples:
-        raise DataError("no training examples: every record was unusable or unlabelled (see the errors)"
-                        + (f"; first: {errors[0]['reason']}" if errors else ""))
+        raise DataError(
+            "no training examples: every record was unusable or unlabelled (see the errors)"
+            + (f"; first: {errors[0]['reason']}" if errors else "")
+        )
     counts: dict[str, int] = {}
     for ex in examples:
         counts[ex.task] = counts.get(ex.task, 0) + 1
-    return dict(examples=[asdict(ex) for ex in examples], eval=held_rows, errors=errors,
-                stats=dict(examples=len(examples), per_task=counts, per_source=per_source, eval_items=len(held_rows),
-                           errors=len(errors)))
-
-
-def _resolved(row: dict[str, Any], path: str) -> dict[str, Any]:
-    """An item row with its media references made absolute against its Parquet file's folder."""
-    base = schema.parent(path)
-    cands = row.get("candidates")
-    try:
-        generation = Task(row.get("task")).is_generation
-    except ValueError:
-        generation = False
-    if generation and isinstance(cands, list):
-        cands = [schema.resolve_media(c, base) if isinstance(c, str) else c for c in cands]
-    context = row.get("context")
-    return dict(row, context=schema.resolve_media(context, base) if isinstance(context, str) else context,
-                candidates=cands)
+    return dict(
+        examples=[asdict(ex) for ex in examples],
+        eval=held_rows,
+        errors=errors,
+        stats=dict(
+            examples=len(examples),
+            per_task=counts,
+            per_source=per_source,
+            eval_items=len(held_rows),
+            errors=len(errors),
+        ),
+    )
 
 
 def write_plan(plan: dict[str, Any], run_dir: str) -> dict[str, str]:
@@ -146,56 +145,9 @@ def write_plan(plan: dict[str, Any], run_dir: str) -> dict[str, str]:
     uris = {}
     for key in ("examples", "eval", "errors"):
         uris[key] = storage.join(run_dir, "data", f"{key}.jsonl")
-        storage.write_bytes(uris[key], "".join(json.dumps(r) + "\n" for r in plan[key]).encode())
+        storage.write_jsonl(uris[key], plan[key])
     storage.write_bytes(storage.join(run_dir, "data", "stats.json"), json.dumps(plan["stats"], indent=2).encode())
     return uris
-
-
-def read_jsonl(uri: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in storage.read_bytes(uri).decode().splitlines() if line.strip()]
-
-
-# ------------------------------------------------------------------------------------ DeepSpeed
-def deepspeed_config(training, world_size: int, bf16: bool) -> dict[str, Any]:
-    """The DeepSpeed config of a TrainingConfig: ZeRO stage (0 = plain data parallel), optional CPU
-    offload, precision, micro-batch, accumulation and clipping. The optimizer is torch's AdamW
-    (DeepSpeed's fused CPU Adam needs a compiler and is only faster on big models)."""
-    ds = training.deepspeed
-    zero: dict[str, Any] = {"stage": ds.zero_stage}
-    if ds.zero_stage >= 2:
-        zero.update(overlap_comm=False, contiguous_gradients=True, reduce_scatter=True)
-    if ds.zero_stage == 3:
-        zero.update(stage3_gather_16bit_weights_on_model_save=True)
-    if ds.offload and ds.zero_stage:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": False}
-        if ds.zero_stage == 3:
-            zero["offload_param"] = {"device": "cpu", "pin_memory": False}
-    cfg: dict[str, Any] = {
-        "train_micro_batch_size_per_gpu": training.batch_size,
-        "gradient_accumulation_steps": training.grad_accum,
-        "train_batch_size": training.batch_size * training.grad_accum * world_size,
-        "gradient_clipping": training.max_grad_norm,
-        "zero_optimization": zero,
-        "optimizer": {"type": "AdamW", "params": {"lr": training.lr, "weight_decay": training.weight_decay,
-                                                  "betas": [0.9, 0.999], "eps": 1e-8, "torch_adam": True}},
-        "zero_force_ds_cpu_optimizer": False,
-        "bf16": {"enabled": bf16},
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
-    return cfg
-
-
-def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
-    """Linear warmup over ``warmup`` steps, then cosine or linear decay to 0, or constant."""
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
-    return f
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -205,9 +157,19 @@ def judge_eval_rows(rm, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     items = [item_from_record(r) for r in rows]
     judgments = rm.judge(items, method="logits")
-    return [dict(task=r["task"], mode=r.get("mode") or items[k].resolved_mode().value, label=r.get("label"),
-                 gt=(r.get("gt_scores") or [None])[0], status=j.status.value, verdict=j.verdict,
-                 score_norm=j.score_norm, mass=j.mass) for k, (r, j) in enumerate(zip(rows, judgments))]
+    return [
+        dict(
+            task=r["task"],
+            mode=r.get("mode") or items[k].resolved_mode().value,
+            label=r.get("label"),
+            gt=(r.get("gt_scores") or [None])[0],
+            status=j.status.value,
+            verdict=j.verdict,
+            score_norm=j.score_norm,
+            mass=j.mass,
+        )
+        for k, (r, j) in enumerate(zip(rows, judgments))
+    ]
 
 
 def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
@@ -224,8 +186,19 @@ def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
         rows = [r for r in results if r["task"] == task]
         pairs = [r for r in rows if r["mode"] == Mode.PAIR_RANK.value]
         points = [r for r in rows if r["mode"] == Mode.POINT_SCORE.value]
-        js = {id(r): Judgment(None, task, r["mode"], "logits", Status(r["status"]), verdict=r["verdict"],
-                              score_norm=r["score_norm"], mass=r["mass"]) for r in rows}
+        js = {
+            id(r): Judgment(
+                None,
+                task,
+                r["mode"],
+                "logits",
+                Status(r["status"]),
+                verdict=r["verdict"],
+                score_norm=r["score_norm"],
+                mass=r["mass"],
+            )
+            for r in rows
+        }
         out[f"eval/{task}/failed"] = float(sum(not js[id(r)].ok for r in rows))
         if pairs:
             m = pair_metrics([js[id(r)] for r in pairs], [r["label"] for r in pairs])
@@ -246,7 +219,7 @@ _VISION_PATTERNS = ("visual.", "vision_tower.", "vision_model.")
 _PROJECTOR_PATTERNS = ("visual.merger", "visual.deepstack_merger", "multi_modal_projector", "mm_projector")
 
 
-def prepare_model(model, training) -> None:
+def prepare_model(model, training):
     """Freezing (vision tower, projector), gradient checkpointing and LoRA, in place or wrapped:
     returns the model to train."""
     for name, p in model.named_parameters():
@@ -261,8 +234,12 @@ def prepare_model(model, training) -> None:
         from peft import LoraConfig, get_peft_model
 
         lora = training.lora  # peft freezes every base weight: only the adapters train
-        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                 target_modules=list(lora.target_modules)))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
+            ),
+        )
     return model
 
 
@@ -275,67 +252,24 @@ def plain_model(base_path: str, training, state_dict: dict[str, Any]):
         from peft import LoraConfig, get_peft_model
 
         lora = training.lora
-        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=0.0,
-                                                 target_modules=list(lora.target_modules)))
+        model = get_peft_model(
+            model,
+            LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=0.0, target_modules=list(lora.target_modules)),
+        )
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
     missing = [k for k in missing if "lm_head" not in k]  # tied to the embeddings when absent
     if missing or unexpected:
-        raise RuntimeError(f"the trained state does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RuntimeError(
+            f"the trained state does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     if training.lora is not None:
         model = model.merge_and_unload()
     return model.eval()
 
 
-def consolidated_state_dict(engine, stage: int) -> dict[str, Any]:
-    """The full state dict on rank 0 ({} elsewhere); every rank must call it (ZeRO-3 gathers)."""
-    import torch.distributed as dist
-
-    if stage == 3:
-        return engine._zero3_consolidated_16bit_state_dict() or {}
-    if dist.get_rank() != 0:
-        return {}
-    return {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
-
-
 # ------------------------------------------------------------------------------------ the worker loop
-def worker_setup(config: dict[str, Any], spec_type):
-    """What every training worker does first: take the driver's storage settings, read the spec, and
-    pick its device, threads, precision and seeds. Returns (spec, rank, world, device, bf16)."""
-    import ray.train
-    import torch
-
-    os.environ.update(config.get("env") or {})  # the driver's storage settings (workers may run elsewhere)
-    spec = spec_type.model_validate(config["spec"])
-    t = spec.training
-    ctx = ray.train.get_context()
-    use_gpu = spec.resources.use_gpu
-    device = torch.device(f"cuda:{ctx.get_local_rank()}") if use_gpu else torch.device("cpu")
-    if use_gpu:
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, int(spec.resources.cpus_per_worker)))
-    random.seed(t.seed)
-    torch.manual_seed(t.seed)
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and use_gpu)
-    return spec, ctx.get_world_rank(), ctx.get_world_size(), device, bf16
-
-
-def save_png(fig, path: str) -> None:
-    """Writes a matplotlib figure as PNG to a local path or s3:// URI and closes it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    storage.write_bytes(path, buf.getvalue())
-
-
 def train_loop(config: dict[str, Any]) -> None:
     """What every Ray Train worker runs (see the module docstring)."""
-    import deepspeed
-    import ray.train
     import torch
     import torch.distributed as dist
 
@@ -343,54 +277,48 @@ def train_loop(config: dict[str, Any]) -> None:
     from ..judge.model import RewardModel
     from . import sft
 
-    spec, rank, world, device, bf16 = worker_setup(config, TrainRewardSpec)
+    worker = worker_setup(config, TrainRewardSpec)
+    spec, rank, world, device = worker.spec, worker.rank, worker.world, worker.device
     t = spec.training
-    run_dir = config["run_dir"]
-
-    rm = RewardModel(spec.model, device=str(device), dtype="float32", family=spec.family,
-                     media=spec.media.limits(), max_batch_size=16)
+    rm = RewardModel(
+        spec.model,
+        device=str(device),
+        dtype="float32",
+        family=spec.family,
+        media=spec.media.limits(),
+        max_batch_size=16,
+    )
     model = prepare_model(rm.model, t)
     model.train()
-    rows = read_jsonl(config["data"]["examples"])
+    rows = storage.read_jsonl(config["data"]["examples"])
     shard = [SFTExample(**r) for r in rows[rank::world]]
-    eval_rows = read_jsonl(config["data"]["eval"])
+    eval_rows = storage.read_jsonl(config["data"]["eval"])
     micro_per_epoch = max(1, len(rows) // world // t.batch_size)
     total_steps = t.max_steps or max(1, t.epochs * micro_per_epoch // t.grad_accum)  # max_steps overrides epochs
-    eval_every = t.eval_every or max(1, micro_per_epoch // t.grad_accum)
-    warmup = math.ceil(t.warmup_ratio * total_steps)
+    log = MetricLog(config["run_dir"], rank, tag=spec.kind)
 
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=deepspeed_config(t, world, bf16),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, warmup, total_steps)))
-    rm.model = engine.module
-    if bf16:
-        rm.dtype = torch.bfloat16
-    stage = t.deepspeed.zero_stage
+    def adopt(engine) -> None:  # the judge reads with the wrapped model (and its precision) from now on
+        rm.model = engine.module
+        if worker.bf16:
+            rm.dtype = torch.bfloat16
 
-    log = _Log(run_dir, rank)
-    step = 0
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as d:
-            _, client = engine.load_checkpoint(d, tag=DS_TAG)
-        step = int((client or {}).get("step", 0))
-        log.event(dict(event="resumed", step=step))
-    else:
-        log.event(dict(event="start", step=0, examples=len(rows), shard=len(shard), world=world, total_steps=total_steps,
-                       zero_stage=stage, bf16=bf16, lora=t.lora is not None))
-
-    def evaluate() -> dict[str, float]:
+    def evaluate(engine) -> dict[str, float]:
         engine.module.eval()
         started = time.time()
-        if stage == 3:  # parameters are partitioned: rank 0 judges with a consolidated copy
-            sd = consolidated_state_dict(engine, stage)
+        if t.deepspeed.zero_stage == 3:  # parameters are partitioned: rank 0 judges with a consolidated copy
+            sd = consolidated_state_dict(engine, 3)
             results = []
             if rank == 0:
-                plain = plain_model(spec.model, t, sd).to(device, torch.bfloat16 if bf16 else torch.float32)
-                copy = RewardModel(spec.model, model=plain, processor=rm.processor,
-                                   device=str(device), family=spec.family, media=spec.media.limits(),
-                                   max_batch_size=16)
+                plain = plain_model(spec.model, t, sd).to(device, torch.bfloat16 if worker.bf16 else torch.float32)
+                copy = RewardModel(
+                    spec.model,
+                    model=plain,
+                    processor=rm.processor,
+                    device=str(device),
+                    family=spec.family,
+                    media=spec.media.limits(),
+                    max_batch_size=16,
+                )
                 results = judge_eval_rows(copy, eval_rows)
                 del copy
         else:
@@ -401,11 +329,6 @@ def train_loop(config: dict[str, Any]) -> None:
         metrics["eval/seconds"] = time.time() - started
         engine.module.train()
         return metrics
-
-    if step == 0 and t.eval_before and eval_rows:
-        metrics = evaluate()
-        log.metrics(0, metrics)
-        ray.train.report(dict(metrics, step=0))
 
     cache: dict[int, dict[str, Any]] = {}
     media_cache: dict = {}
@@ -419,9 +342,11 @@ def train_loop(config: dict[str, Any]) -> None:
                 media_cache.clear()
             try:
                 enc = sft.encode(rm, shard[i], media_cache)
-            except Exception as e:  # noqa: BLE001 - a bad example is recorded and skipped, never fatal
+            except Exception as e:
                 bad.add(i)
-                log.event(dict(event="bad_example", rank=rank, index=i, task=shard[i].task, reason=f"{type(e).__name__}: {e}"))
+                log.event(
+                    dict(event="bad_example", rank=rank, index=i, task=shard[i].task, reason=f"{type(e).__name__}: {e}")
+                )
                 return None
             if len(cache) < 50_000:
                 cache[i] = enc
@@ -452,159 +377,40 @@ def train_loop(config: dict[str, Any]) -> None:
         random.Random(t.seed * 7919 + epoch).shuffle(out)
         return out
 
-    def micro_batch(g: int) -> list[dict[str, Any]]:
+    def micro_step(engine, g: int) -> MicroStep:
         epoch, m = divmod(g, micro_per_epoch)
         plan = schedule(epoch)
         kind = plan[m]
         order = list(mine[kind])
         random.Random(f"{t.seed}:{epoch}:{rank}:{kind}").shuffle(order)
-        out, k = [], plan[:m].count(kind) * t.batch_size
+        encs, k = [], plan[:m].count(kind) * t.batch_size
         for _ in range(len(order)):
-            if len(out) == t.batch_size:
+            if len(encs) == t.batch_size:
                 break
             enc = encoded(order[k % len(order)])
             if enc is not None:
-                out.append(enc)
+                encs.append(enc)
             k += 1
-        if not out:
+        if not encs:
             raise RuntimeError(f"rank {rank}: no usable {kind} example in its shard (see the bad_example events)")
-        return out
+        batch = sft.collate(rm, encs)
+        return MicroStep(sft.loss(engine, batch), int(batch["input_ids"].shape[0]))
 
-    last_report, window, window_examples, tick = 0, [], 0, time.time()
-    log_every = max(1, total_steps // 40)
-    while step < total_steps:
-        for a in range(t.grad_accum):
-            batch = sft.collate(rm, micro_batch(step * t.grad_accum + a))
-            loss = sft.loss(engine, batch)
-            engine.backward(loss)
-            engine.step()
-            window.append(float(loss.detach()))
-            window_examples += int(batch["input_ids"].shape[0])
-        step += 1
-        if step % log_every == 0 or step == total_steps:
-            stats = torch.tensor([sum(window) / len(window), window_examples], dtype=torch.float64)
-            dist.all_reduce(stats)
-            elapsed = time.time() - tick
-            log.metrics(step, {"train/loss": float(stats[0]) / world, "train/lr": engine.get_lr()[0],
-                               "train/examples_per_s": float(stats[1]) / max(elapsed, 1e-9),
-                               "train/peak_memory_mb": _peak_memory_mb(device), "train/total_steps": total_steps})
-            log.flush(tensorboard=False)  # the driver follows metrics.jsonl for its progress lines
-            window, window_examples, tick = [], 0, time.time()
-        if step % eval_every == 0 or step == total_steps:
-            metrics = evaluate() if eval_rows else {}
-            metrics.update(step=step, **{"train/bad_examples": float(len(bad))})
-            log.metrics(step, metrics)
-            with tempfile.TemporaryDirectory() as tmp:
-                engine.save_checkpoint(tmp, tag=DS_TAG, client_state={"step": step})
-                sd = consolidated_state_dict(engine, stage)
-                if rank == 0:
-                    hf = os.path.join(tmp, HF_DIR)
-                    plain_model(spec.model, t, sd).save_pretrained(hf)
-                    rm.processor.save_pretrained(hf)
-                    with open(os.path.join(tmp, "train_state.json"), "w") as f:
-                        json.dump(dict(step=step, metrics=metrics, name=spec.name), f, indent=2)
-                log.flush()
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            last_report, tick = step, time.time()  # throughput windows exclude evaluation and checkpointing
-    log.event(dict(event="done", step=step, last_report=last_report))
-    log.flush()
+    def export(state_dict: dict[str, Any], folder: str) -> None:
+        hf = os.path.join(folder, HF_DIR)
+        plain_model(spec.model, t, state_dict).save_pretrained(hf)
+        rm.processor.save_pretrained(hf)
 
-
-def _peak_memory_mb(device) -> float:
-    import resource
-
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-class _Log:
-    """Rank 0's metric log: ``<run>/logs/metrics.jsonl`` (appended across restarts) and TensorBoard
-    event files in ``<run>/logs/tensorboard``. Written locally, copied to storage on ``flush``."""
-
-    def __init__(self, run_dir: str, rank: int):
-        self.rank = rank
-        self.uri = storage.join(run_dir, "logs")
-        if rank:
-            return
-        from tensorboardX import SummaryWriter
-
-        self.local = tempfile.mkdtemp(prefix="unireward-tb-")
-        self.writer = SummaryWriter(os.path.join(self.local, "tensorboard"))
-        jsonl = storage.join(self.uri, "metrics.jsonl")
-        self.lines = storage.read_bytes(jsonl).decode().splitlines() if storage.exists(jsonl) else []
-
-    def event(self, record: dict[str, Any]) -> None:
-        if self.rank == 0:
-            self.lines.append(json.dumps(dict(record, time=time.time())))
-            print(f"[train_reward] {json.dumps(record)}", flush=True)
-        elif record.get("event") == "bad_example":
-            print(f"[train_reward] {json.dumps(record)}", flush=True)
-
-    def metrics(self, step: int, values: dict[str, Any]) -> None:
-        if self.rank:
-            return
-        for k, v in values.items():
-            if isinstance(v, (int, float)) and k != "step":
-                self.writer.add_scalar(k, v, step)
-        self.lines.append(json.dumps(dict(values, step=step, time=time.time())))
-        shown = {k.split("/", 1)[-1] if k.startswith("train/") else k: round(v, 4) for k, v in values.items()
-                 if isinstance(v, float) and (k.startswith("train/loss") or k.endswith("acc") or
-                                              k.endswith("without_ties") or k.endswith("spearman"))}
-        print(f"[train_reward] step {step}: {json.dumps(shown)}", flush=True)
-
-    def flush(self, tensorboard: bool = True) -> None:
-        if self.rank:
-            return
-        storage.write_bytes(storage.join(self.uri, "metrics.jsonl"), ("\n".join(self.lines) + "\n").encode())
-        if not tensorboard:
-            return
-        self.writer.flush()
-        tb = os.path.join(self.local, "tensorboard")
-        for name in os.listdir(tb):
-            with open(os.path.join(tb, name), "rb") as f:
-                storage.write_bytes(storage.join(self.uri, "tensorboard", name), f.read())
-
-
-# ------------------------------------------------------------------------------------ report
-def plot_training(records: list[dict[str, Any]], path: str) -> None:
-    """Loss and learning rate, and per-task held-out accuracy and Spearman, against the step (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    loss = [(r["step"], r["train/loss"]) for r in records if "train/loss" in r]
-    if loss:
-        axes[0].plot(*zip(*loss), label="train loss (target tokens)")
-        axes[0].set_yscale("log")
-    axes[0].set_title("training loss")
-    axes[0].set_xlabel("optimizer step")
-    tasks = sorted({k.split("/")[1] for r in records for k in r if k.startswith("eval/") and k.count("/") == 2})
-    for task in tasks:
-        acc = [(r["step"], r[f"eval/{task}/acc_without_ties"]) for r in records if f"eval/{task}/acc_without_ties" in r]
-        rho = [(r["step"], r[f"eval/{task}/spearman"]) for r in records if f"eval/{task}/spearman" in r]
-        if acc:
-            axes[1].plot(*zip(*acc), marker="o", label=task)
-        if rho:
-            axes[2].plot(*zip(*rho), marker="o", label=task)
-    dpo = [(r["step"], r["eval/implicit_acc"], r["eval/margin"]) for r in records if "eval/implicit_acc" in r]
-    if dpo:  # kind: dpo
-        axes[1].plot([d[0] for d in dpo], [d[1] for d in dpo], marker="o", label="implicit reward accuracy")
-        axes[2].plot([d[0] for d in dpo], [d[2] for d in dpo], marker="o", label="implicit reward margin")
-        axes[2].set_ylim(auto=True)
-    axes[1].axhline(0.5, color="grey", lw=1, ls="--", label="chance")
-    axes[1].set_title("held-out pairwise accuracy (truth not a tie)" if not dpo else "held-out implicit accuracy")
-    axes[1].set_ylim(0, 1)
-    axes[2].axhline(0.0, color="grey", lw=1)
-    axes[2].set_title("held-out pointwise Spearman" if not dpo else "held-out implicit reward margin")
-    if not dpo:
-        axes[2].set_ylim(-1, 1)
-    for ax in axes[1:]:
-        ax.set_xlabel("optimizer step")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_png(fig, path)
+    run(
+        worker,
+        model,
+        log,
+        total_steps=total_steps,
+        eval_every=t.eval_every or max(1, micro_per_epoch // t.grad_accum),
+        micro_step=micro_step,
+        evaluate=evaluate if eval_rows else None,
+        export=export,
+        on_engine=adopt,
+        extra_metrics=lambda: {"train/bad_examples": float(len(bad))},
+        start_event=dict(examples=len(rows), shard=len(shard)),
+    )

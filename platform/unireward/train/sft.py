@@ -7,7 +7,8 @@ Batches are left-padded like the judge's, so each row's target is its last token
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..judge.model import RewardModel
 from .data import DataError, SFTExample
@@ -23,7 +24,7 @@ def target_ids(rm: RewardModel, example: SFTExample) -> list[int]:
     full = tmpl(example.conversation(), tokenize=False)
     if not full.startswith(prompt):
         raise DataError("the chat template does not write the assistant turn after its generation prompt")
-    ids = rm.tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    ids = rm.tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
     if not ids:
         raise DataError("empty target")
     return list(ids)
@@ -42,10 +43,10 @@ def collate(rm: RewardModel, encs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     import torch
 
     targets = [e["target_ids"] for e in encs]
-    batch = rm._collate([{k: v for k, v in e.items() if k != "target_ids"} for e in encs], suffixes=targets)
+    batch = rm.collate([{k: v for k, v in e.items() if k != "target_ids"} for e in encs], suffixes=targets)
     labels = torch.full_like(batch["input_ids"], IGNORE)
     for i, t in enumerate(targets):
-        labels[i, -len(t):] = torch.tensor(t, dtype=labels.dtype)
+        labels[i, -len(t) :] = torch.tensor(t, dtype=labels.dtype)
     batch["labels"] = labels.to(batch["input_ids"].device)
     return batch
 

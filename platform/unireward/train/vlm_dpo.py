@@ -1,4 +1,4 @@
-"""VLM DPO (``kind: dpo`` with ``policy: vlm``, issue 5): TRL's DPOTrainer inside a Ray Train worker.
+"""VLM DPO (``kind: dpo`` with ``policy: vlm``): TRL's DPOTrainer inside a Ray Train worker.
 
 Data: the TRL export of curation (``images``, ``prompt``, ``chosen``, ``rejected``, ``prompt_id``);
 videos arrive as their sampled frames, one image part each (TRL has no video input: a frame
@@ -38,12 +38,13 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
 
     from ..config import DpoSpec
     from .data import held_out
-    from .reward import _Log, deepspeed_config, worker_setup
+    from .runtime import MetricLog, deepspeed_config, worker_setup
 
-    spec, rank, world, _, bf16 = worker_setup(config, DpoSpec)
+    worker = worker_setup(config, DpoSpec)
+    spec, rank, world, bf16 = worker.spec, worker.rank, worker.world, worker.bf16
     t = spec.training
     use_gpu = spec.resources.use_gpu
-    log = _Log(config["run_dir"], rank)
+    log = MetricLog(config["run_dir"], rank, tag=spec.kind)
 
     data = concatenate_datasets([load_dataset("parquet", data_files=_local(u))["train"] for u in spec.data.train])
     if spec.data.eval:
@@ -64,27 +65,53 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
     ds = None
     if t.deepspeed.zero_stage:
         ds = deepspeed_config(t, world, bf16)
-        ds.update(train_micro_batch_size_per_gpu="auto", gradient_accumulation_steps="auto", train_batch_size="auto",
-                  gradient_clipping="auto")
+        ds.update(
+            train_micro_batch_size_per_gpu="auto",
+            gradient_accumulation_steps="auto",
+            train_batch_size="auto",
+            gradient_clipping="auto",
+        )
         ds["optimizer"]["params"].update(lr="auto", weight_decay="auto")
         ds["bf16"] = {"enabled": "auto"}
     out_dir = tempfile.mkdtemp(prefix="unireward-dpo-")
     every = t.eval_every or 50
     args = DPOConfig(
-        output_dir=out_dir, per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.lr, weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio, lr_scheduler_type=t.schedule if t.schedule != "constant" else "constant_with_warmup",
-        max_grad_norm=t.max_grad_norm, num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
-        beta=spec.beta, loss_type=[spec.loss_type], bf16=bf16, use_cpu=not use_gpu, deepspeed=ds,
-        gradient_checkpointing=t.gradient_checkpointing, max_length=None, report_to=[], logging_steps=1,
-        eval_strategy="steps" if len(held) else "no", eval_steps=every, save_strategy="steps", save_steps=every,
-        save_total_limit=None, remove_unused_columns=False, seed=t.seed, dataloader_num_workers=0)
+        output_dir=out_dir,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        lr_scheduler_type=t.schedule if t.schedule != "constant" else "constant_with_warmup",
+        max_grad_norm=t.max_grad_norm,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        beta=spec.beta,
+        loss_type=[spec.loss_type],
+        bf16=bf16,
+        use_cpu=not use_gpu,
+        deepspeed=ds,
+        gradient_checkpointing=t.gradient_checkpointing,
+        max_length=None,
+        report_to=[],
+        logging_steps=1,
+        eval_strategy="steps" if len(held) else "no",
+        eval_steps=every,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=None,
+        remove_unused_columns=False,
+        seed=t.seed,
+        dataloader_num_workers=0,
+    )
     peft_config = None
     if t.lora is not None:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
-                                 target_modules=list(t.lora.target_modules))
+        peft_config = LoraConfig(
+            r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout, target_modules=list(t.lora.target_modules)
+        )
 
     class Report(TrainerCallback):
         """Our metric log and Ray Train reports: eval metrics at each save, with its checkpoint."""
@@ -94,19 +121,27 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
             if "loss" in logs and "rewards/accuracies" in logs:
-                log.metrics(state.global_step, {"train/loss": float(logs["loss"]),
-                                                "train/implicit_acc": float(logs["rewards/accuracies"]),
-                                                "train/margin": float(logs["rewards/margins"]),
-                                                "train/lr": float(logs.get("learning_rate", 0.0)),
-                                                "train/total_steps": state.max_steps})
+                log.metrics(
+                    state.global_step,
+                    {
+                        "train/loss": float(logs["loss"]),
+                        "train/implicit_acc": float(logs["rewards/accuracies"]),
+                        "train/margin": float(logs["rewards/margins"]),
+                        "train/lr": float(logs.get("learning_rate", 0.0)),
+                        "train/total_steps": state.max_steps,
+                    },
+                )
                 log.flush(tensorboard=False)
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             m = metrics or {}
-            Report.last = {"eval/loss": float(m.get("eval_loss", 0.0)),
-                           "eval/implicit_acc": float(m.get("eval_rewards/accuracies", 0.0)),
-                           "eval/margin": float(m.get("eval_rewards/margins", 0.0)),
-                           "eval/pairs": float(len(held)), "step": state.global_step}
+            Report.last = {
+                "eval/loss": float(m.get("eval_loss", 0.0)),
+                "eval/implicit_acc": float(m.get("eval_rewards/accuracies", 0.0)),
+                "eval/margin": float(m.get("eval_rewards/margins", 0.0)),
+                "eval/pairs": float(len(held)),
+                "step": state.global_step,
+            }
             log.metrics(state.global_step, Report.last)
 
         def on_save(self, args, state, control, **kw):
@@ -115,8 +150,15 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
             metrics = dict(Report.last or {"step": state.global_step}, step=state.global_step)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(path))
 
-    trainer = DPOTrainer(model=spec.model, args=args, train_dataset=train, eval_dataset=held if len(held) else None,
-                         processing_class=processor, peft_config=peft_config, callbacks=[Report()])
+    trainer = DPOTrainer(
+        model=spec.model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=held if len(held) else None,
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=[Report()],
+    )
     ckpt = ray.train.get_checkpoint()
     resume = None
     if ckpt:
@@ -125,13 +167,28 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
         with open(os.path.join(resume, "trainer_state.json")) as f:
             log.event(dict(event="resumed", step=int(json.load(f)["global_step"])))
     else:
-        log.event(dict(event="start", step=0, pairs=len(train), held_out=len(held), world=world, bf16=bf16,
-                       zero_stage=t.deepspeed.zero_stage, lora=t.lora is not None))
+        log.event(
+            dict(
+                event="start",
+                step=0,
+                pairs=len(train),
+                held_out=len(held),
+                world=world,
+                bf16=bf16,
+                zero_stage=t.deepspeed.zero_stage,
+                lora=t.lora is not None,
+            )
+        )
         if t.eval_before and len(held) and t.deepspeed.zero_stage in (1, 2):
             # the HF Trainer builds ZeRO-1/2 engines in train(); evaluate() before it needs ZeRO-3
-            log.event(dict(event="eval_before_skipped", reason="the HF Trainer cannot evaluate a ZeRO-1/2 model "
-                                                                "before training; the policy starts as the reference "
-                                                                "(margin 0, loss ln 2)"))
+            log.event(
+                dict(
+                    event="eval_before_skipped",
+                    reason="the HF Trainer cannot evaluate a ZeRO-1/2 model "
+                    "before training; the policy starts as the reference "
+                    "(margin 0, loss ln 2)",
+                )
+            )
         elif t.eval_before and len(held):
             trainer.evaluate()
             ray.train.report(dict(Report.last, step=0))
@@ -157,8 +214,9 @@ def export(base: str, checkpoint_dir: str, out: str, lora: bool) -> None:
         storage.copy_tree(tmp, out)
 
 
-def answer_accuracy(model_dir: str, items_uri: str, limits: Any = None, device: str | None = None,
-                    max_questions: int | None = None) -> dict[str, Any]:
+def answer_accuracy(
+    model_dir: str, items_uri: str, limits: Any = None, device: str | None = None, max_questions: int | None = None
+) -> dict[str, Any]:
     """How often a VLM policy gets understanding questions right, with the synthetic world's ground
     truth: per question (an understanding task's point items grouped by question and context), the
     answer the policy gives the highest log-likelihood (summed over the answer's tokens, with the

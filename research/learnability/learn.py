@@ -1,16 +1,22 @@
 """GPU learnability run: (A) grounded pretraining of the tiny VLM with unireward.models.pretrain,
 (B) judge SFT curves on the four tasks from the pretrained base and from the plain init.
 usage: learn.py pretrain OUTDIR SECONDS | learn.py judge INIT TAG POOL SECONDS"""
-import json, os, sys, time
-import numpy as np, torch
 
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from unireward.judge.metrics import pair_metrics
+from unireward.judge.model import RewardModel
+from unireward.judge.records import item_from_record
 from unireward.models import pretrain as P
 from unireward.synth import world as W
-from unireward.judge.model import RewardModel
-from unireward.judge.metrics import pair_metrics
-from unireward.judge.records import item_from_record
-from unireward.train.data import example_from_item_row
 from unireward.train import sft
+from unireward.train.data import example_from_item_row
 
 OUT = os.environ.get("OUT", "/tmp/out")
 TASKS = W.TASKS
@@ -53,7 +59,9 @@ class JudgeStream(torch.utils.data.IterableDataset):
             yield sft.collate(rm, encs)
 
 
-def judge_run(init, tag, pool, seconds, bs=16, lr=float(os.environ.get("LR", "1e-3")), every=int(os.environ.get("EVERY", "100"))):
+def judge_run(
+    init, tag, pool, seconds, bs=16, lr=float(os.environ.get("LR", "1e-3")), every=int(os.environ.get("EVERY", "100"))
+):
     torch.manual_seed(0)
     rm = RewardModel(init, device=DEV, dtype="float32")
     held = {t: [] for t in TASKS}
@@ -68,29 +76,42 @@ def judge_run(init, tag, pool, seconds, bs=16, lr=float(os.environ.get("LR", "1e
         with torch.no_grad(), torch.autocast(DEV, dtype=torch.bfloat16, enabled=DEV == "cuda"):
             for t in TASKS:
                 js = rm.judge([it for it, _ in held[t]], method="logits")
-                m = pair_metrics(js, [l for _, l in held[t]])
+                m = pair_metrics(js, [label for _, label in held[t]])
                 out[t] = round(m["acc_without_ties"], 3)
         rm.model.train()
         return out
 
     log = open(f"{OUT}/judge_{tag}.jsonl", "w")
     rec = dict(step=0, t=0, acc=ev(), n_held={t: len(v) for t, v in held.items()})
-    print(tag, rec, flush=True); log.write(json.dumps(rec) + "\n"); log.flush()
-    dl = torch.utils.data.DataLoader(JudgeStream(init, pool, bs), batch_size=None, num_workers=int(os.environ.get("NW", "4")), prefetch_factor=4)
+    print(tag, rec, flush=True)
+    log.write(json.dumps(rec) + "\n")
+    log.flush()
+    dl = torch.utils.data.DataLoader(
+        JudgeStream(init, pool, bs), batch_size=None, num_workers=int(os.environ.get("NW", "4")), prefetch_factor=4
+    )
     opt = torch.optim.AdamW(rm.model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    rm.model.train(); t0 = time.time(); step = 0; run = []
+    rm.model.train()
+    t0 = time.time()
+    step = 0
+    run = []
     for batch in dl:
         batch = {k: (v.to(DEV) if hasattr(v, "to") else v) for k, v in batch.items()}
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 50)
         with torch.autocast(DEV, dtype=torch.bfloat16, enabled=DEV == "cuda"):
             loss = sft.loss(rm.model, batch)
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(rm.model.parameters(), 1.0); opt.step()
-        run.append(loss.item()); step += 1
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(rm.model.parameters(), 1.0)
+        opt.step()
+        run.append(loss.item())
+        step += 1
         if step % every == 0 or time.time() - t0 > seconds:
             rec = dict(step=step, t=round(time.time() - t0, 1), loss=round(float(np.mean(run)), 4), acc=ev())
             run = []
-            print(tag, rec, flush=True); log.write(json.dumps(rec) + "\n"); log.flush()
+            print(tag, rec, flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
         if time.time() - t0 > seconds:
             break
     os._exit(0)
@@ -99,11 +120,21 @@ def judge_run(init, tag, pool, seconds, bs=16, lr=float(os.environ.get("LR", "1e
 if __name__ == "__main__":
     if sys.argv[1] == "pretrain":
         base, out, secs = sys.argv[2], sys.argv[3], float(sys.argv[4])
-        cfg = P.PretrainConfig(steps=int(sys.argv[5]), batch_size=int(sys.argv[6]), lr=float(sys.argv[7]),
-                               workers=int(sys.argv[8]), eval_every=int(sys.argv[9]), max_seconds=secs)
+        cfg = P.PretrainConfig(
+            steps=int(sys.argv[5]),
+            batch_size=int(sys.argv[6]),
+            lr=float(sys.argv[7]),
+            workers=int(sys.argv[8]),
+            eval_every=int(sys.argv[9]),
+            max_seconds=secs,
+        )
         logf = open(f"{OUT}/pretrain.jsonl", "w")
+
         def log(r):
-            print("pretrain", json.dumps(r), flush=True); logf.write(json.dumps(r) + "\n"); logf.flush()
+            print("pretrain", json.dumps(r), flush=True)
+            logf.write(json.dumps(r) + "\n")
+            logf.flush()
+
         s = P.pretrain(base, out, cfg, device=os.environ.get("DEV"), log=log)
         print(json.dumps(s)[:2000])
         os._exit(0)

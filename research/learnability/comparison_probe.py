@@ -13,6 +13,7 @@ answer only), to tell the model family apart from the task.
 usage: python comparison_probe.py {judge|gpt2} TASK STEPS LR [SIZE]
 prints one JSON line per 100 steps: held-out loss and accuracy on 128 examples.
 """
+
 import json
 import sys
 import tempfile
@@ -49,7 +50,10 @@ def question(task: str, rng: np.random.Generator) -> tuple[str, bool | str]:
     if task == "textmatch":
         scene = W.random_scene(rng)
         other = W.perturb(scene, 1, rng)[0]
-        return f"Caption: {W.caption(scene)}\nDescription: {W.caption(scene if yes else other)}\nSame? Answer yes or no.", yes
+        return (
+            f"Caption: {W.caption(scene)}\nDescription: {W.caption(scene if yes else other)}\nSame? Answer yes or no.",
+            yes,
+        )
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -67,7 +71,7 @@ def yes_no_accuracy(rm: RewardModel, examples: list[SFTExample], batch_size: int
     right = 0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
+            chunk = examples[i : i + batch_size]
             batch = sft.collate(rm, [sft.encode(rm, e) for e in chunk])
             logits = rm.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             first = (batch["labels"] != -100).float().argmax(1)  # the answer token's position
@@ -95,8 +99,15 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
         from transformers import GPT2Config, GPT2LMHeadModel
 
         cfg = rm.model.config.text_config
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
-                                           n_head=cfg.num_attention_heads, n_positions=256))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=len(tok),
+                n_embd=cfg.hidden_size,
+                n_layer=cfg.num_hidden_layers,
+                n_head=cfg.num_attention_heads,
+                n_positions=256,
+            )
+        )
 
         def forward(qs):
             ids = [tok.encode(q) for q, _ in qs]
@@ -104,7 +115,7 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
             x = torch.zeros(len(ids), width, dtype=torch.long)
             mask = torch.zeros_like(x)
             for r, i in enumerate(ids):
-                x[r, width - len(i):], mask[r, width - len(i):] = torch.tensor(i), 1
+                x[r, width - len(i) :], mask[r, width - len(i) :] = torch.tensor(i), 1
             pos = (mask.cumsum(1) - 1).clamp(min=0)
             return model(input_ids=x, attention_mask=mask, position_ids=pos).logits[:, -1]
     else:
@@ -135,8 +146,19 @@ def main(arch: str, task: str, steps: int, lr: float, size: str = "small") -> No
             with torch.no_grad():
                 held_loss, acc = loss_acc(held)
             model.train()
-            print(json.dumps(dict(arch=arch, task=task, step=step, held_loss=round(held_loss.item(), 4),
-                                  held_acc=round(acc, 3), seconds=round(time.time() - start))), flush=True)
+            print(
+                json.dumps(
+                    dict(
+                        arch=arch,
+                        task=task,
+                        step=step,
+                        held_loss=round(held_loss.item(), 4),
+                        held_acc=round(acc, 3),
+                        seconds=round(time.time() - start),
+                    )
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,9 @@
+"""Benchmarks, each a side-by-side run against a baseline in the same process or on the same machine
+(``unireward bench ...``; results and how to reproduce them in docs/BENCHMARKS.md)."""
+
+from .curate import bench_curate
+from .judge import bench_batching, bench_judge
+from .serve import bench_serve
+from .train import bench_train
+
+__all__ = ["bench_batching", "bench_curate", "bench_judge", "bench_serve", "bench_train"]
