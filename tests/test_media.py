@@ -504,3 +504,83 @@ def test_load_video_passes_a_video_through(mp4_bytes: bytes):
     assert media.load_media(gradient_rgb(), "image").size == (64, 48)
     with pytest.raises(ValueError, match="unknown media kind"):
         media.load_media(b"x", "audio")
+
+
+# ------------------------------------------------------------------------------------ the official sampling
+# Hand-computed from the rules (qwen-vl-utils 0.0.9+, the vLLM clients of UnifiedReward-2.0 and -Think).
+@pytest.mark.parametrize(
+    "hw, expected",
+    [
+        ((512, 512), (504, 504)),  # rounded to the nearest multiple of 28
+        ((50, 50), (56, 56)),  # under 4*28*28 = 3136 px: scaled up, ceiled
+        ((30, 200), (28, 196)),
+        ((720, 1280), (728, 1288)),  # about 1 MP: kept, rounded
+        ((4000, 6000), (2912, 4368)),  # 24 MP, over 16384*28*28: scaled down, floored
+    ],
+)
+def test_qwen_image_size(hw, expected):
+    assert media.qwen_image_size(*hw, 28, 4 * 28 * 28, 16384 * 28 * 28) == expected
+
+
+def test_qwen_image_size_refuses_extreme_aspect_ratios():
+    with pytest.raises(MediaError, match="aspect ratio over 200"):
+        media.qwen_image_size(10, 2100, 28, 3136, 16384 * 784)
+
+
+@pytest.mark.parametrize(
+    "total, fps, expected",
+    [
+        (120, 24, 10),  # 5 s at 2 fps
+        (3, 30, 2),  # fewer frames than the minimum of 4: what the clip has, rounded down to even
+        (13, 8, 4),  # an odd count: at least 4
+        (105, 30, 6),  # 7 frames at 2 fps, rounded down to even
+        (60, 60, 4),  # a high rate: 1 s gives 2, raised to the minimum 4
+        (2000, 30, 132),
+        (1, 30, 0),  # one frame cannot give two
+    ],
+)
+def test_qwen_frame_count(total, fps, expected):
+    assert media.qwen_frame_count(total, fps) == expected
+
+
+def test_frame_indices_by_rule():
+    assert media.frame_indices(120, 10, "linspace") == [0, 13, 26, 40, 53, 66, 79, 93, 106, 119]
+    assert media.frame_indices(49, 12, "linspace") == [0, 4, 9, 13, 17, 22, 26, 31, 35, 39, 44, 48]  # half to even
+    assert media.frame_indices(120, 8, "floor") == [0, 15, 30, 45, 60, 75, 90, 105]
+    assert media.frame_indices(5, 8, "floor") == [0, 1, 2, 3, 4]  # int(i*5/8) repeats: each frame once
+    assert media.frame_indices(5, 8, "linspace_trunc") == [0, 0, 1, 1, 2, 2, 3, 4]  # repeats kept
+    assert media.frame_indices(120, 8, "linspace_trunc") == [0, 17, 34, 51, 68, 85, 102, 119]
+
+
+def test_load_video_the_qwen_way(tmp_path: Path):
+    frames = [np.full((720, 1280, 3), (5 * k) % 256, dtype=np.uint8) for k in range(48)]  # 2 s at 24 fps, 1280x720
+    data = media.encode_video(frames, fps=24)
+    v = load_video(data, MediaLimits(video_mode="qwen", max_frames=768))
+    assert v.indices == [0, 16, 31, 47] and len(v.frames) == 4
+    assert v.frames[0].size == (1008, 560)  # the per-frame cap 768*28*28, floored to multiples of 28
+    assert v.pixels.shape == (4, 3, 560, 1008) and v.pixels.dtype.is_floating_point
+    assert v.metadata()["frames_indices"] == v.indices and v.fps == pytest.approx(4 / 48 * 24)
+    assert not v.as_images
+
+
+def test_load_video_as_frames_for_a_vllm_client(mp4_bytes: bytes):
+    v = load_video(
+        mp4_bytes,
+        MediaLimits(video_mode="frames", num_frames=4, frame_index="floor", jpeg_quality=95, frame_size=(40, 30)),
+    )
+    assert v.as_images and len(v.frames) == 4 and v.frames[0].size == (40, 30)
+    assert v.indices == [int(i * v.total_frames / 4) for i in range(4)]
+    plain = load_video(mp4_bytes, MediaLimits(video_mode="frames", num_frames=4, frame_index="floor"))
+    assert plain.indices == v.indices and plain.frames[0].size != (40, 30)
+
+
+def test_jpeg_round_trip_and_the_keep_and_qwen_image_modes():
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    j = media.jpeg_round_trip(img, 95)
+    assert j.size == img.size and j.mode == "RGB" and np.asarray(j).tobytes() != np.asarray(img).tobytes()
+    assert load_image(img, MediaLimits(image_mode="keep", max_pixels=100)).size == (70, 50)
+    assert load_image(img, MediaLimits(image_mode="qwen")).size == (56, 56)  # 70/28 = 2.5 rounds half to even: 56
+    assert (
+        load_image(img, MediaLimits(max_pixels=100)).size[0] * load_image(img, MediaLimits(max_pixels=100)).size[1]
+        <= 100
+    )

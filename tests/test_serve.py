@@ -51,6 +51,7 @@ def endpoint(tiny_judge_dir):
             max_images_per_request=6,
             max_items_per_request=8,
             max_pending=4,
+            max_new_tokens_limit=48,
             s3_buckets=["allowed-bucket"],
         ),
         deployment=dict(ray_actor_options={"num_cpus": 0.5}),
@@ -240,6 +241,45 @@ def test_openai_client(endpoint, world):
         client.chat.completions.create(model="UnifiedReward", messages=[{"role": "user", "content": "x"}], n=2)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=endpoint["url"] + "/v1", api_key="nope").models.list()
+
+
+def test_clients_of_the_original_server_work_unchanged(endpoint, world):
+    """The original vLLM client sends max_tokens 4096 and do_sample: the endpoint generates at most its
+    own limit (48 here) and says so in a header and in usage, instead of refusing the request."""
+    img = uri(_media(world, "image_generation").candidates[0], "image/jpeg")
+    body = {
+        "model": "UnifiedReward",
+        "do_sample": False,
+        "max_tokens": 4096,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": img}},
+                    {"type": "text", "text": "Which image is better?"},
+                ],
+            }
+        ],
+    }
+    r = post(endpoint, "/v1/chat/completions", body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert r.headers["x-max-tokens-clamped"] == "4096->48"
+    assert out["usage"]["max_tokens_clamped_from"] == 4096 and out["usage"]["completion_tokens"] <= 48
+    within = post(endpoint, "/v1/chat/completions", dict(body, max_tokens=5))
+    assert within.status_code == 200 and "x-max-tokens-clamped" not in within.headers
+    assert "max_tokens_clamped_from" not in within.json()["usage"] and within.json()["usage"]["completion_tokens"] <= 5
+
+
+def test_fastapis_own_errors_have_the_endpoints_shape(endpoint):
+    deep = "[" * 100_000 + "]" * 100_000  # JSON nested too deeply for the parser
+    r = httpx.post(
+        endpoint["url"] + "/v1/judge", content=deep, headers={**H(), "content-type": "application/json"}, timeout=60
+    )
+    assert r.status_code in (400, 422) and set(r.json()) == {"error"}, r.text
+    assert r.json()["error"]["code"] == r.status_code
+    missing = httpx.get(endpoint["url"] + "/v1/no-such-route", headers=H(), timeout=60)
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
 
 
 def test_clients(endpoint, world):

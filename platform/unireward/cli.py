@@ -30,13 +30,15 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(jobs_app, name="jobs")
 
 
-def _add_bench() -> None:
-    from .bench.cli import app as bench_app
+def _add_subcommands() -> None:
+    from .cli_bench import app as bench_app
+    from .cli_protocols import app as protocols_app
 
     app.add_typer(bench_app, name="bench")
+    app.add_typer(protocols_app, name="protocols")
 
 
-_add_bench()
+_add_subcommands()
 
 
 class TinyKind(str, Enum):
@@ -192,38 +194,6 @@ def judge(
     typer.echo(json.dumps(j.to_dict(), indent=2))
     if j.status in (Status.INVALID_INPUT, Status.ERROR):
         raise typer.Exit(2)
-
-
-@app.command("protocols")
-def protocols_cmd(
-    family: Optional[str] = typer.Option(None, help="only this family"),
-    show: Optional[str] = typer.Option(None, help="print one protocol in full, e.g. qwen/image_generation/pair_rank"),
-    overrides: Optional[Path] = typer.Option(None, help="YAML file overriding protocol templates"),
-) -> None:
-    """List the protocol registry (prompt templates, verdict phrases, score scales)."""
-    from .judge.protocols import ProtocolError, default_registry
-
-    try:
-        reg = default_registry().with_overrides(overrides)
-    except ProtocolError as e:
-        fail(str(e))
-    if show and show not in {p.id for p in reg}:
-        fail(f"no protocol {show!r}; `unireward protocols` lists them")
-    for p in reg:
-        if family and p.family != family:
-            continue
-        if show and p.id != show:
-            continue
-        answer = dict(p.verdicts) if p.verdicts else [f"{s.marker} {s.low}-{s.high}" for s in p.scales]
-        if show:
-            typer.echo(
-                json.dumps(
-                    dict(id=p.id, digest=p.digest, template=p.template, answers=answer, answer_prefix=p.answer_prefix),
-                    indent=2,
-                )
-            )
-        else:
-            typer.echo(f"{p.id:48s} {p.digest}  {answer}")
 
 
 @app.command()

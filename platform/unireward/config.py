@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from .io import media as media_io
 from .io import storage
 from .io.media import MediaLimits
 
@@ -39,12 +40,38 @@ class _Strict(BaseModel):
 
 
 class MediaConfig(_Strict):
+    """How media are read and sized (``unireward.io.media.MediaLimits``; a checkpoint profile may set
+    its own for the protocols it covers)."""
+
     max_pixels: PositiveInt = Field(1024 * 1024, description="images and video frames are downscaled to at most this")
     max_decode_pixels: PositiveInt = Field(64_000_000, description="refuse to decode larger images (bomb guard)")
     max_bytes: PositiveInt = Field(512 * 2**20, description="largest media file read")
     num_frames: PositiveInt = Field(8, description="video: uniformly spaced frames to sample")
     fps: float | None = Field(None, gt=0, description="video: sample at this rate instead of num_frames")
     max_frames: PositiveInt = Field(32, description="video: never more frames than this")
+    image_mode: Literal["cap", "qwen", "keep"] = Field(
+        "cap", description="cap: downscale to max_pixels; qwen: the official Qwen sizing; keep: the processor's"
+    )
+    min_pixels: PositiveInt = Field(media_io.QWEN_IMAGE_MIN_PIXELS, description="qwen: smallest image area")
+    factor: PositiveInt = Field(media_io.QWEN_FACTOR, description="qwen: sides are multiples of this (Qwen3-VL: 32)")
+    exif_transpose: bool = Field(True, description="apply the EXIF orientation")
+    jpeg_quality: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="send images and frames through a JPEG at this quality first (as a vLLM client does)",
+    )
+    video_mode: Literal["uniform", "qwen", "frames"] = Field(
+        "uniform",
+        description="uniform: num_frames evenly spaced; qwen: the official Qwen sampling; frames: "
+        "num_frames frames sent as separate images",
+    )
+    frame_index: Literal["linspace", "floor", "linspace_trunc"] = Field("linspace", description="frames: which frames")
+    min_frames: PositiveInt = Field(media_io.QWEN_MIN_FRAMES, description="qwen: fewest frames")
+    video_min_pixels: PositiveInt = Field(media_io.QWEN_VIDEO_MIN_PIXELS, description="qwen: smallest frame area")
+    video_max_pixels: PositiveInt = Field(media_io.QWEN_VIDEO_MAX_PIXELS, description="qwen: largest frame area")
+    video_total_pixels: PositiveInt = Field(media_io.QWEN_VIDEO_TOTAL_PIXELS, description="qwen: the clip's budget")
+    frame_size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="frames: resize each to (w, h)")
 
     def limits(self) -> MediaLimits:
         return MediaLimits(**self.model_dump())
@@ -56,8 +83,12 @@ class JudgeConfig(_Strict):
     model: Annotated[str, BeforeValidator(_path_str)] = Field(..., description="checkpoint folder of the VLM judge")
     endpoint: str | None = Field(None, description="use a served judge at this URL instead of loading the model")
     token_env: str = Field("UNIREWARD_API_TOKEN", description="environment variable holding the endpoint's token")
-    family: str = Field("qwen", description="protocol family: the phrasing the checkpoint was trained on")
-    protocols: str | None = Field(None, description="YAML file overriding protocol templates")
+    family: str | None = Field(
+        None,
+        description="protocol family: the phrasing the checkpoint was trained on "
+        "(default: the profile's family, else qwen)",
+    )
+    protocols: str | None = Field(None, description="a checkpoint profile, or a YAML file overriding protocols")
     method: Literal["logits", "generate"] = "logits"
     swap: bool = Field(False, description="judge pairs in both orders and combine")
     device: str | None = Field(None, description="cuda, cuda:1, cpu; default: cuda if available")
@@ -65,7 +96,9 @@ class JudgeConfig(_Strict):
     attn_implementation: str | None = "sdpa"
     token_budget: PositiveInt = Field(16384, description="padded tokens per batch")
     max_batch_size: PositiveInt = 32
-    max_new_tokens: PositiveInt = Field(256, description="generate method: new-token limit")
+    max_new_tokens: PositiveInt = Field(
+        256, description="generate method: new-token limit (a profile's protocols set their own)"
+    )
     media: MediaConfig = MediaConfig()
 
 
@@ -172,7 +205,9 @@ class ServeConfig(_Strict):
     max_images_per_request: PositiveInt = Field(32, description="images (video frames count) in one request")
     max_pending: PositiveInt = Field(256, description="requests in flight per replica before 429")
     request_timeout_s: float = Field(60, gt=0, description="a request waiting longer gets 503")
-    max_new_tokens_limit: PositiveInt = Field(1024, description="chat completions: largest max_tokens accepted")
+    max_new_tokens_limit: PositiveInt = Field(
+        1024, description="chat completions: most new tokens generated (a larger max_tokens is clamped to this)"
+    )
     require_auth: bool | None = Field(None, description="bearer tokens required; default: unless bound to loopback")
     tokens_env: str = Field("UNIREWARD_API_TOKENS", description="comma-separated accepted tokens")
     tokens_file: str | None = Field(None, description="file with one accepted token per line")

@@ -26,7 +26,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,14 +54,64 @@ class MediaError(Exception):
         return (MediaError, (self.code, self.reason))
 
 
+# qwen-vl-utils' bounds (the official Qwen2/2.5-VL preprocessing, 0.0.9 and later): see qwen_image_size
+QWEN_FACTOR = 28  # patch size (14) x merge size (2); Qwen3-VL: 32
+QWEN_IMAGE_MIN_PIXELS = 4 * 28 * 28
+QWEN_IMAGE_MAX_PIXELS = 16384 * 28 * 28
+QWEN_VIDEO_MIN_PIXELS = 128 * 28 * 28
+QWEN_VIDEO_MAX_PIXELS = 768 * 28 * 28
+QWEN_VIDEO_TOTAL_PIXELS = int(128000 * 28 * 28 * 0.9)
+QWEN_FPS, QWEN_MIN_FRAMES, QWEN_MAX_FRAMES = 2.0, 4, 768
+IMAGE_MODES = ("cap", "qwen", "keep")
+VIDEO_MODES = ("uniform", "qwen", "frames")
+FRAME_INDEX = ("linspace", "floor", "linspace_trunc")
+
+
 @dataclass(frozen=True)
 class MediaLimits:
+    """How media are read, checked and sized before the processor sees them.
+
+    Images (``image_mode``): ``cap`` (default) downscales to at most ``max_pixels`` (aspect kept);
+    ``qwen`` sizes them as the official Qwen preprocessing does (sides multiples of ``factor``, area
+    kept within [``min_pixels``, ``max_pixels``]); ``keep`` leaves the size to the processor.
+
+    Videos (``video_mode``): ``uniform`` (default) takes ``num_frames`` evenly spaced frames (or one
+    every 1/``fps`` s, at most ``max_frames``), each capped at ``max_pixels``; ``qwen`` samples as
+    the official Qwen preprocessing does (``fps`` frames per second, an even count within
+    [``min_frames``, ``max_frames``] and never more than the clip has, every frame sized within
+    [``video_min_pixels``, ``video_max_pixels``] and the whole clip within ``video_total_pixels``);
+    ``frames`` takes ``num_frames`` frames by ``frame_index`` and sends them as separate images (as
+    the vLLM clients of UnifiedReward-2.0 and -Think do).
+    """
+
     max_pixels: int = DEFAULT_MAX_PIXELS  # per image or video frame, after decoding (downscale)
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS  # refuse larger images before decoding
     max_bytes: int = DEFAULT_MAX_BYTES
     num_frames: int = 8  # video: uniformly spaced frames ...
     fps: float | None = None  # ... or frames at this rate (overrides num_frames)
     max_frames: int = 32  # video: never more frames than this
+    image_mode: str = "cap"
+    min_pixels: int = QWEN_IMAGE_MIN_PIXELS  # qwen: images are never smaller than this
+    factor: int = QWEN_FACTOR  # qwen: image and frame sides are multiples of this
+    exif_transpose: bool = True  # apply the EXIF orientation (the Qwen preprocessing does not)
+    jpeg_quality: int | None = None  # re-encode images and frames as JPEG at this quality first (a vLLM client)
+    video_mode: str = "uniform"
+    frame_index: str = "linspace"  # frames: linspace (rounded) | floor: int(i*T/N), distinct | linspace_trunc
+    min_frames: int = QWEN_MIN_FRAMES  # qwen
+    video_min_pixels: int = QWEN_VIDEO_MIN_PIXELS  # qwen
+    video_max_pixels: int = QWEN_VIDEO_MAX_PIXELS  # qwen
+    video_total_pixels: int = QWEN_VIDEO_TOTAL_PIXELS  # qwen
+    frame_size: tuple[int, int] | None = None  # resize every frame to (width, height) (the LLaVA scripts: 512x512)
+
+    def __post_init__(self):
+        if self.image_mode not in IMAGE_MODES:
+            raise ValueError(f"image_mode {self.image_mode!r}: expected one of {IMAGE_MODES}")
+        if self.video_mode not in VIDEO_MODES:
+            raise ValueError(f"video_mode {self.video_mode!r}: expected one of {VIDEO_MODES}")
+        if self.frame_index not in FRAME_INDEX:
+            raise ValueError(f"frame_index {self.frame_index!r}: expected one of {FRAME_INDEX}")
+        if self.frame_size is not None and not isinstance(self.frame_size, tuple):
+            object.__setattr__(self, "frame_size", tuple(self.frame_size))
 
 
 @dataclass
@@ -74,6 +124,12 @@ class Video:
     duration_s: float | None = None
     indices: list[int] = field(default_factory=list)
     total_frames: int | None = None  # frames in the source video
+    as_images: bool = False  # sent to the model as separate images (one image part per frame)
+    pixels: Any = None  # video_mode qwen: the frames as the Qwen preprocessing hands them on (float TCHW, 0-255)
+
+    def processor_input(self) -> Any:
+        """What the processor gets for this video: the Qwen preprocessing's float frames, or the frames."""
+        return self.pixels if self.pixels is not None else self.frames
 
     def metadata(self) -> dict:
         """What HF video processors take as ``video_metadata`` (timing of the sampled frames)."""
@@ -180,13 +236,63 @@ def load_image(src: Any, limits: MediaLimits = MediaLimits()) -> Image.Image:
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise MediaError("decode_failed", f"cannot decode image {describe(src)}: {e}") from None
     try:
-        img = ImageOps.exif_transpose(img)
+        if limits.exif_transpose:
+            img = ImageOps.exif_transpose(img)
         img = to_rgb(img)
     except MediaError:
         raise
     except Exception as e:
         raise MediaError("decode_failed", f"cannot convert {describe(src)} to RGB: {e}") from None
+    if limits.jpeg_quality:
+        img = jpeg_round_trip(img, limits.jpeg_quality)
+    return size_image(img, limits, describe(src))
+
+
+def size_image(img: Image.Image, limits: MediaLimits, what: str = "image") -> Image.Image:
+    """An image sized by ``limits.image_mode`` (see MediaLimits)."""
+    if limits.image_mode == "keep":
+        return img
+    if limits.image_mode == "qwen":
+        h, w = qwen_image_size(img.height, img.width, limits.factor, limits.min_pixels, limits.max_pixels, what)
+        return img.resize((w, h), Image.Resampling.BICUBIC)  # PIL returns a copy when the size is unchanged
     return cap_pixels(img, limits.max_pixels)
+
+
+def jpeg_round_trip(img: Image.Image, quality: int) -> Image.Image:
+    """The image as a JPEG at ``quality`` decodes it (what a client that sends JPEG data URIs sends)."""
+    out = Image.open(io.BytesIO(encode_image(img, "JPEG", quality=quality)))
+    out.load()
+    return out.convert("RGB")
+
+
+def _round_by(n: float, f: int) -> int:
+    return round(n / f) * f  # Python's round: half to even, as the Qwen preprocessing
+
+
+def qwen_image_size(
+    height: int, width: int, factor: int, min_pixels: int, max_pixels: int, what: str = "image"
+) -> tuple[int, int]:
+    """(height, width) as the official Qwen preprocessing sizes an image or frame (qwen-vl-utils'
+    ``smart_resize``): both sides rounded to multiples of ``factor`` (at least ``factor``), then, if
+    the area is over ``max_pixels`` or under ``min_pixels``, scaled (aspect kept) and floored or
+    ceiled to multiples of ``factor`` to get inside."""
+    if max(height, width) / min(height, width) > 200:
+        raise MediaError("unsupported", f"{what} is {width}x{height}: an aspect ratio over 200 is not supported")
+    h_bar = max(factor, _round_by(height, factor))
+    w_bar = max(factor, _round_by(width, factor))
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    if h_bar <= 0 or w_bar <= 0:
+        raise MediaError(
+            "unsupported", f"{what} is {width}x{height}: too thin to fit {max_pixels} pixels in multiples of {factor}"
+        )
+    return h_bar, w_bar
 
 
 def _check_decode_size(img: Image.Image, limits: MediaLimits, what: str) -> None:
@@ -227,9 +333,9 @@ def cap_pixels(img: Image.Image, max_pixels: int) -> Image.Image:
     return img
 
 
-def encode_image(img: Image.Image, fmt: str = "PNG") -> bytes:
+def encode_image(img: Image.Image, fmt: str = "PNG", **save: Any) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format=fmt)
+    img.save(buf, format=fmt, **save)
     return buf.getvalue()
 
 
@@ -251,6 +357,40 @@ def sample_indices(n_frames: int, native_fps: float | None, limits: MediaLimits)
     if len(idx) > limits.max_frames:
         idx = np.linspace(idx[0], idx[-1], num=limits.max_frames)
     return [int(round(i)) for i in idx]
+
+
+def qwen_frame_count(
+    total: int,
+    video_fps: float,
+    fps: float = QWEN_FPS,
+    min_frames: int = QWEN_MIN_FRAMES,
+    max_frames: int = QWEN_MAX_FRAMES,
+) -> int:
+    """How many frames the official Qwen preprocessing samples from a clip (qwen-vl-utils'
+    ``smart_nframes``, 0.0.9 and later): ``fps`` frames per second of the clip, at least
+    ``min_frames`` and at most ``max_frames`` (and never more than the clip has), rounded down to an
+    even count. 0 when the clip cannot give 2 frames."""
+    lo = math.ceil(min_frames / 2) * 2
+    hi = math.floor(min(max_frames, total) / 2) * 2
+    n = total / video_fps * fps
+    n = math.floor(min(min(max(n, lo), hi), total) / 2) * 2
+    return n if 2 <= n <= total else 0
+
+
+def frame_indices(total: int, n: int, rule: str) -> list[int]:
+    """``n`` frame indices of a ``total``-frame clip: ``linspace`` (evenly spaced from the first to the
+    last, rounded half to even, as torch rounds), ``floor`` (int(i*total/n), each frame once: the
+    UnifiedReward-2.0 clients) or ``linspace_trunc`` (evenly spaced, truncated, repeats kept: the
+    UnifiedReward-Think clients)."""
+    if total <= 0 or n <= 0:
+        return []
+    if rule == "floor":
+        return sorted({int(i * total / n) for i in range(n)})
+    if rule == "linspace_trunc":
+        return [int(x) for x in np.linspace(0, total - 1, n)]
+    import torch
+
+    return [int(x) for x in torch.linspace(0, total - 1, n).round().long()]
 
 
 # ---------------------------------------------------------------------------------------- native decoder output
@@ -300,16 +440,17 @@ def log_decoder_messages(what: str, lines: Sequence[str]) -> None:
 
 
 def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
-    """Decodes sampled frames of a video (RGB, each capped at ``limits.max_pixels``)."""
+    """Decodes the sampled frames of a video (RGB), sampled and sized by ``limits.video_mode`` (see
+    MediaLimits)."""
     if isinstance(src, Video):
         return src
     if isinstance(src, (list, tuple)):  # already-decoded frames
         if not src:
             raise MediaError("empty", "a video given as frames has no frames")
-        frames = [load_image(f, limits) for f in src]
+        frames = [load_image(f, replace(limits, jpeg_quality=None)) for f in src]
         idx = sample_indices(len(frames), None, limits)
         fps = limits.fps or 1.0
-        return Video([frames[i] for i in idx], fps=fps, indices=idx)
+        return _finish_frames(Video([frames[i] for i in idx], fps=fps, indices=idx), limits)
     data = read_source(src, limits.max_bytes)
     what = describe(src)
     try:
@@ -329,7 +470,7 @@ def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
                 raise MediaError(
                     "too_large", f"{what} frames are {w}x{h}, over the decode limit of {limits.max_decode_pixels}"
                 )
-            idx = sample_indices(n, native_fps, limits)
+            idx = _video_indices(n, native_fps, limits, what)
             arr = vr.get_batch(idx).asnumpy()
         except MediaError as e:
             error = e
@@ -343,11 +484,65 @@ def load_video(src: Any, limits: MediaLimits = MediaLimits()) -> Video:
         raise error
     if arr.ndim != 4 or arr.shape[0] != len(idx):
         raise MediaError("decode_failed", f"cannot decode video {what}: got frames of shape {arr.shape}")
-    frames = [cap_pixels(Image.fromarray(f).convert("RGB"), limits.max_pixels) for f in arr]
     duration = n / native_fps if native_fps else None
-    span = (idx[-1] - idx[0] + 1) / native_fps if native_fps and len(idx) > 1 else None
-    fps = len(idx) / span if span else (native_fps or 1.0)
-    return Video(frames, fps=float(fps), source_fps=native_fps, duration_s=duration, indices=idx, total_frames=n)
+    pixels = None
+    if limits.video_mode == "qwen":
+        frames, pixels = _qwen_frames(arr, limits, what)
+        fps = len(idx) / n * (native_fps or QWEN_FPS)  # the sampled rate: second_per_grid_ts = 2 / fps
+    else:
+        frames = [Image.fromarray(f).convert("RGB") for f in arr]
+        if limits.video_mode == "uniform":
+            frames = [cap_pixels(f, limits.max_pixels) for f in frames]
+        span = (idx[-1] - idx[0] + 1) / native_fps if native_fps and len(idx) > 1 else None
+        fps = len(idx) / span if span else (native_fps or 1.0)
+    video = Video(
+        frames, fps=float(fps), source_fps=native_fps, duration_s=duration, indices=idx, total_frames=n, pixels=pixels
+    )
+    return _finish_frames(video, limits)
+
+
+def _video_indices(n: int, native_fps: float | None, limits: MediaLimits, what: str) -> list[int]:
+    if limits.video_mode == "qwen":
+        count = qwen_frame_count(
+            n, native_fps or QWEN_FPS, limits.fps or QWEN_FPS, limits.min_frames, limits.max_frames
+        )
+        if not count:
+            raise MediaError("unsupported", f"{what} has {n} frame(s); the Qwen sampling needs at least 2")
+        return frame_indices(n, count, "linspace")
+    if limits.video_mode == "frames":
+        return frame_indices(n, limits.num_frames, limits.frame_index)
+    return sample_indices(n, native_fps, limits)
+
+
+def _qwen_frames(arr: np.ndarray, limits: MediaLimits, what: str) -> tuple[list[Image.Image], Any]:
+    """Frames sized as the official Qwen preprocessing sizes a video: one size for all frames, the
+    per-frame budget shared out of the clip's total, resized bicubic with antialiasing on uint8,
+    handed on as float (TCHW, 0-255). Returns (the frames as images, that float tensor)."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
+    n, height, width = arr.shape[0], arr.shape[1], arr.shape[2]
+    max_pixels = max(
+        min(limits.video_max_pixels, limits.video_total_pixels / n * 2), int(limits.video_min_pixels * 1.05)
+    )
+    h, w = qwen_image_size(height, width, limits.factor, limits.video_min_pixels, max_pixels, what)
+    video = torch.from_numpy(arr).permute(0, 3, 1, 2)  # TCHW uint8
+    video = resize(video, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return [Image.fromarray(f) for f in video.permute(0, 2, 3, 1).numpy()], video.float()
+
+
+def _finish_frames(video: Video, limits: MediaLimits) -> Video:
+    """Frames sent as separate images (``video_mode: frames``): resized to ``frame_size`` and through
+    the JPEG round trip, if the limits ask for them."""
+    if limits.video_mode != "frames":
+        return video
+    frames = video.frames
+    if limits.frame_size:
+        frames = [f.resize(tuple(limits.frame_size), Image.Resampling.BICUBIC) for f in frames]
+    if limits.jpeg_quality:
+        frames = [jpeg_round_trip(f, limits.jpeg_quality) for f in frames]
+    return replace(video, frames=frames, as_images=True)
 
 
 def load_media(src: Any, kind: str, limits: MediaLimits = MediaLimits()) -> Image.Image | Video:

@@ -134,7 +134,9 @@ JUDGMENT_SCHEMA = pa.schema(
         ("p_tie", pa.float64()),
         ("score", pa.float64()),
         ("score_norm", pa.float64()),
-        ("dims", pa.string()),  # JSON: multi-dimension scores
+        ("dims", pa.string()),  # JSON: multi-dimension scores (pair_score: "<dim>/1", "<dim>/2")
+        ("scores", pa.list_(pa.float64())),  # pair_score and reasoning judges: each candidate's score
+        ("margin", pa.float64()),  # pair_score: first's score minus second's
         ("agreement", pa.bool_()),
         ("mass", pa.float64()),
         ("raw_text", pa.string()),

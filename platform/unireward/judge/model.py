@@ -29,7 +29,7 @@ from .. import __version__
 from ..io.media import MediaError, MediaLimits, Video, load_media
 from .batching import plan_batches
 from .parsing import parse
-from .protocols import DEFAULT_FAMILY, Protocol, ProtocolRegistry, chat_messages, default_registry
+from .protocols import Protocol, ProtocolRegistry, chat_messages, default_registry
 from .trie import AnswerTrie, build_trie
 from .types import JudgeItem, Judgment, Mode, Status, Task, swap_verdict
 
@@ -73,7 +73,7 @@ class RewardModel:
         device: str | None = None,
         dtype: str | None = None,
         attn_implementation: str | None = "sdpa",
-        family: str = DEFAULT_FAMILY,
+        family: str | None = None,
         protocols: ProtocolRegistry | str | os.PathLike | None = None,
         token_budget: int = 16384,
         max_batch_size: int = 32,
@@ -93,13 +93,13 @@ class RewardModel:
             dtype = dtype or model.dtype
         dtype = dtype or ("bfloat16" if self.device.type == "cuda" else "float32")
         self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        self.family = family
         if isinstance(protocols, ProtocolRegistry):
             self.protocols = protocols
         else:
             self.protocols = default_registry().with_overrides(protocols)
-        if family not in self.protocols.families():
-            raise ValueError(f"unknown protocol family {family!r}; known: {self.protocols.families()}")
+        self.family = family or self.protocols.default_family  # a profile names the family it is for
+        if self.family not in self.protocols.families():
+            raise ValueError(f"unknown protocol family {self.family!r}; known: {self.protocols.families()}")
         self.token_budget = token_budget
         self.max_batch_size = max_batch_size
         self.max_new_tokens = max_new_tokens
@@ -155,11 +155,15 @@ class RewardModel:
         method: str = "logits",
         swap: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        think: bool = False,
     ) -> list[Judgment]:
         """Judges ``items``; returns one Judgment per item, in input order. Bad items and media
-        become ``invalid_input`` judgments; the rest are judged."""
+        become ``invalid_input`` judgments; the rest are judged. ``think`` (generate method): the
+        protocols' think variant, which reasons before its verdict, with its own budget."""
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if think and method != "generate":
+            raise ValueError("think=True reasons before the verdict: it needs method='generate'")
         results: dict[tuple[int, int], Judgment] = {}
         final: dict[int, Judgment] = {}
         requests: list[_Request] = []
@@ -170,13 +174,15 @@ class RewardModel:
                 protocol = None if problem else self.protocols.get(self.family, item.task, item.resolved_mode())
             except KeyError as e:
                 problem, protocol = str(e.args[0]), None
+            if problem is None and protocol is not None:
+                problem = self._unreadable(protocol, method, think)
             if problem or protocol is None:
-                final[i] = self._invalid(item, method, problem or "no protocol")
+                final[i] = self._invalid(item, method, problem or "no protocol", protocol)
                 continue
-            orders = [item, item.swapped()] if swap and protocol.mode is Mode.PAIR_RANK else [item]
+            orders = [item, item.swapped()] if swap and protocol.mode.is_pair else [item]
             try:
                 for k, it in enumerate(orders):
-                    requests.append(_Request(i, k, protocol, self.encode_item(it, protocol, media_cache)))
+                    requests.append(_Request(i, k, protocol, self.encode_item(it, protocol, media_cache, think)))
             except MediaError as e:
                 requests = [r for r in requests if r.index != i]
                 final[i] = self._invalid(item, method, f"{e.code}: {e.reason}", protocol)
@@ -188,17 +194,17 @@ class RewardModel:
                 self._plan(r.protocol)  # fail early (and clearly) on a protocol this tokenizer cannot read
         groups: dict[str, list[_Request]] = defaultdict(list)
         for r in requests:
-            groups[r.protocol.id].append(r)
+            groups[f"{r.protocol.id}@{r.protocol.digest}"].append(r)
         done = 0
         for reqs in groups.values():
             extra = (
-                self.max_new_tokens
+                reqs[0].protocol.budget(self.max_new_tokens, think)
                 if method == "generate"
                 else len(max(self._plan(reqs[0].protocol).tries[0].paths, key=len))
             )
             for batch_idx in plan_batches([r.length for r in reqs], self.token_budget, self.max_batch_size, extra):
                 batch = [reqs[j] for j in batch_idx]
-                for r, j in zip(batch, self._run_isolating(batch, method)):
+                for r, j in zip(batch, self._run_isolating(batch, method, think)):
                     results[(r.index, r.order)] = j
                 done += len(batch)
                 if progress:
@@ -213,7 +219,18 @@ class RewardModel:
             final[i].item_id = item.id
         return [final[i] for i in range(len(items))]
 
-    def provenance(self, protocol: Protocol | None, method: str, swap: bool = False) -> dict[str, Any]:
+    def _unreadable(self, protocol: Protocol, method: str, think: bool) -> str | None:
+        """Why ``method`` cannot judge under ``protocol``, or None."""
+        if method == "logits" and not protocol.reads_logits:
+            what = "reasons before its verdict" if protocol.reasons else "answers with a score for each candidate"
+            return f"{protocol.id} {what}: it is read from generated text, use method=generate"
+        if think and protocol.think_template is None and not protocol.reasons:
+            return f"{protocol.id} has no think variant (a 'think:' template in the protocols or profile)"
+        return None
+
+    def provenance(
+        self, protocol: Protocol | None, method: str, swap: bool = False, think: bool = False
+    ) -> dict[str, Any]:
         import transformers
 
         prov: dict[str, Any] = dict(
@@ -227,34 +244,56 @@ class RewardModel:
         )
         if protocol is not None:
             prov.update(protocol=protocol.id, protocol_digest=protocol.digest)
+        if self.protocols.profile:
+            prov["profile"] = {k: self.protocols.profile.get(k) for k in ("name", "digest")}
         if method == "generate":
-            prov["decoding"] = dict(greedy=True, max_new_tokens=self.max_new_tokens, **self.generation_kwargs)
+            budget = protocol.budget(self.max_new_tokens, think) if protocol else self.max_new_tokens
+            prov["decoding"] = dict(greedy=True, max_new_tokens=budget, think=think, **self.generation_kwargs)
         return prov
 
     # ------------------------------------------------------------------------------ preprocessing
-    def messages(self, item: JudgeItem, protocol: Protocol) -> list[dict[str, Any]]:
+    def messages(self, item: JudgeItem, protocol: Protocol, think: bool = False) -> list[dict[str, Any]]:
         """The chat: one user turn, visuals first, then the protocol's text."""
-        return chat_messages(item, protocol)
+        return chat_messages(item, protocol, think)
 
-    def encode_item(self, item: JudgeItem, protocol: Protocol, media_cache: dict | None = None) -> dict[str, Any]:
-        """Processor inputs of one item under ``protocol`` (its visuals loaded with this judge's limits)."""
+    def media_limits(self, protocol: Protocol | None = None) -> MediaLimits:
+        """How media are read for ``protocol``: the judge's limits with the protocol's (a checkpoint
+        profile's) own settings on top, sized in multiples of this model's patch x merge size."""
+        limits = protocol.media_limits(self.media) if protocol is not None else self.media
+        factor = _patch_factor(self.processor)
+        if factor and "factor" not in (protocol.media if protocol is not None else {}):
+            limits = dataclasses.replace(limits, factor=factor)
+        return limits
+
+    def encode_item(
+        self, item: JudgeItem, protocol: Protocol, media_cache: dict | None = None, think: bool = False
+    ) -> dict[str, Any]:
+        """Processor inputs of one item under ``protocol`` (its visuals read with the protocol's limits)."""
         kind = Task(item.task).media_kind
-        sources = list(item.candidates) if protocol.task.is_generation else [item.context]
-        return self.encode_chat(self.messages(item, protocol), kind, sources, media_cache)
+        return self.encode_chat(
+            self.messages(item, protocol, think), kind, item.visuals(), media_cache, self.media_limits(protocol)
+        )
 
     def encode_chat(
-        self, messages: list[dict[str, Any]], kind: str, sources: Sequence[Any], media_cache: dict | None = None
+        self,
+        messages: list[dict[str, Any]],
+        kind: str,
+        sources: Sequence[Any],
+        media_cache: dict | None = None,
+        limits: MediaLimits | None = None,
     ) -> dict[str, Any]:
-        """Processor inputs of a chat's user turn (media loaded with this judge's limits) up to the
-        assistant's turn: what the judge reads and what training appends its target to."""
+        """Processor inputs of a chat's user turn (media loaded with ``limits``, by default this
+        judge's) up to the assistant's turn: what the judge reads and what training appends its
+        target to."""
         media_cache = {} if media_cache is None else media_cache
+        limits = limits or self.media_limits()
         visuals = []
         for src in sources:
-            key = (kind, src) if isinstance(src, str) else None
+            key = (kind, src, limits) if isinstance(src, str) else None
             if key is not None and key in media_cache:
                 visuals.append(media_cache[key])
                 continue
-            v = load_media(src, kind, self.media)
+            v = load_media(src, kind, limits)
             if key is not None:
                 media_cache[key] = v
             visuals.append(v)
@@ -263,6 +302,7 @@ class RewardModel:
     def _process(self, messages: list[dict[str, Any]], visuals: Sequence[Any]) -> dict[str, Any]:
         """The processor's inputs for a chat up to the assistant's turn and its visuals in order
         (PIL images and/or Videos; video frames are given as decoded, never resampled)."""
+        messages, visuals = expand_frames(messages, visuals)
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         images = [v for v in visuals if not isinstance(v, Video)]
         videos = [v for v in visuals if isinstance(v, Video)]
@@ -271,7 +311,9 @@ class RewardModel:
             kwargs["images"] = images
         if videos:
             kwargs.update(
-                videos=[v.frames for v in videos], video_metadata=[v.metadata() for v in videos], do_sample_frames=False
+                videos=[v.processor_input() for v in videos],
+                video_metadata=[v.metadata() for v in videos],
+                do_sample_frames=False,
             )
         return dict(self.processor(text=[text], return_tensors="pt", **kwargs))
 
@@ -309,10 +351,10 @@ class RewardModel:
         return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
     # ------------------------------------------------------------------------------ running
-    def _run_isolating(self, batch: list[_Request], method: str) -> list[Judgment]:
+    def _run_isolating(self, batch: list[_Request], method: str, think: bool = False) -> list[Judgment]:
         """Runs a batch; if it fails, runs its rows one by one so one bad row fails alone."""
         try:
-            return self._run(batch, method)
+            return self._run(batch, method, think)
         except Exception as e:
             if len(batch) == 1:
                 log.warning("judging item %d failed: %s", batch[0].index, e)
@@ -325,25 +367,33 @@ class RewardModel:
                         method,
                         Status.ERROR,
                         reason=f"{type(e).__name__}: {e}",
-                        provenance=self.provenance(r.protocol, method),
+                        provenance=self.provenance(r.protocol, method, think=think),
                     )
                 ]
             log.warning("a batch of %d failed (%s); retrying its rows one by one", len(batch), e)
-            return [self._run_isolating([r], method)[0] for r in batch]
+            return [self._run_isolating([r], method, think)[0] for r in batch]
 
-    def _run(self, batch: list[_Request], method: str) -> list[Judgment]:
+    def _run(self, batch: list[_Request], method: str, think: bool = False) -> list[Judgment]:
         import torch
 
         with torch.inference_mode():
             if method == "generate":
-                return self._run_generate(batch)
+                return self._run_generate(batch, think)
             return self._run_logits(batch)
 
-    def _run_generate(self, batch: list[_Request]) -> list[Judgment]:
+    def _stop_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, (list, tuple)) else [eos]) | {self.pad_id}
+
+    def _run_generate(self, batch: list[_Request], think: bool = False) -> list[Judgment]:
+        """Greedy generation within the protocol's budget, then the parser. A generation that used up
+        its budget without a verdict is ``unparsed`` with reason ``truncated``."""
+        protocol = batch[0].protocol
+        budget = protocol.budget(self.max_new_tokens, think)
         inputs = self.collate([r.enc for r in batch])
         out = self.model.generate(
             **inputs,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=budget,
             do_sample=False,
             num_beams=1,
             temperature=None,
@@ -354,23 +404,29 @@ class RewardModel:
         )
         new = out[:, inputs["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        stop = self._stop_ids()
         results = []
-        for r, text in zip(batch, texts):
+        for r, text, ids in zip(batch, texts, new.tolist()):
             p = parse(text, r.protocol)
+            reason = p.reason
+            if p.status is Status.UNPARSED and len(ids) >= budget and not stop.intersection(ids):
+                reason = f"truncated: no verdict within the budget of {budget} new tokens ({p.reason})"
             j = Judgment(
                 None,
                 r.protocol.task.value,
                 r.protocol.mode.value,
                 "generate",
                 p.status,
-                reason=p.reason,
+                reason=reason,
                 verdict=p.verdict,
                 score=p.score,
                 dims=p.dims,
+                scores=p.scores,
+                margin=p.margin,
                 raw_text=text,
-                provenance=self.provenance(r.protocol, "generate"),
+                provenance=self.provenance(r.protocol, "generate", think=think),
             )
-            if p.score is not None:
+            if p.score is not None and r.protocol.mode is not Mode.PAIR_SCORE:
                 j.score_norm = _normalize(r.protocol, p.score, p.dims)
             results.append(j)
         return results
@@ -409,8 +465,7 @@ class RewardModel:
                 **sampling,
             )
         new = out[:, inputs["input_ids"].shape[1] :]
-        eos = self.model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {self.pad_id}
+        eos = self._stop_ids()
         results = []
         for k, row in enumerate(new.tolist()):
             limit = max_new_tokens[k]
@@ -445,7 +500,7 @@ class RewardModel:
             for scale in protocol.scales:
                 opts = protocol.score_options(scale)
                 tries.append(self._trie(opts, protocol))
-                values.append({k: float(k) for k in opts})
+                values.append(scale.options())
             plan = _Plan(tries, values=values)
             if protocol.mode is Mode.POINT_MULTI:
                 plan.connector = self._tokens("\n")
@@ -640,6 +695,42 @@ def _cache_of(out: Any) -> Any:
     return cache if cache is not None else out.past_key_values
 
 
+def expand_frames(messages: list[dict[str, Any]], visuals: Sequence[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """A video that is sent as separate frames (``Video.as_images``) becomes one image part per frame
+    in its place; everything else is kept. Visual parts are matched with ``visuals`` in order."""
+    if not any(isinstance(v, Video) and v.as_images for v in visuals):
+        return messages, list(visuals)
+    it = iter(visuals)
+    out_messages, out_visuals = [], []
+    for m in messages:
+        content = m.get("content")
+        if not isinstance(content, list):
+            out_messages.append(m)
+            continue
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            if part.get("type") not in ("image", "video"):
+                parts.append(part)
+                continue
+            v = next(it)
+            if isinstance(v, Video) and v.as_images:
+                parts += [{"type": "image"} for _ in v.frames]
+                out_visuals += v.frames
+            else:
+                parts.append(part)
+                out_visuals.append(v)
+        out_messages.append(dict(m, content=parts))
+    return out_messages, out_visuals
+
+
+def _patch_factor(processor: Any) -> int | None:
+    """The side of the square one visual token covers (patch size x merge size: 28 for Qwen2/2.5-VL,
+    32 for Qwen3-VL), from the processor; None when it does not say."""
+    ip = getattr(processor, "image_processor", None)
+    patch, merge = getattr(ip, "patch_size", None), getattr(ip, "merge_size", None)
+    return int(patch) * int(merge) if isinstance(patch, int) and isinstance(merge, int) else None
+
+
 def _normalize(protocol: Protocol, score: float, dims: dict[str, float] | None) -> float:
     if dims:
         return sum(s.normalize(dims[s.name]) for s in protocol.scales if s.name in dims) / len(dims)
@@ -670,6 +761,12 @@ def _combine_swap(a: Judgment, b: Judgment) -> Judgment:
         return out
     vb = swap_verdict(b.verdict)
     out.agreement = a.verdict == vb
+    if a.scores is not None and b.scores is not None and len(a.scores) == len(b.scores) == 2:
+        out.scores = [(a.scores[0] + b.scores[1]) / 2, (a.scores[1] + b.scores[0]) / 2]
+        out.margin = out.scores[0] - out.scores[1]
+    if a.mode == Mode.PAIR_SCORE.value and out.scores is not None:  # the verdict of the mean scores
+        out.verdict = "first" if out.margin > 0 else "second" if out.margin < 0 else "tie"
+        return out
     if out.agreement:
         out.verdict = a.verdict
     else:

@@ -12,7 +12,12 @@ Rules (see docs/judge.md):
   that is the verdict. If they conflict, the verdict of the last sentence that holds one is used,
   unless that sentence itself holds conflicting verdicts (then: unparsed).
 - Scores: the number right after the LAST score marker ("Final Score:"), never the first integer
-  anywhere; a value outside the protocol's scale is unparsed.
+  anywhere; decimals are read as written (3.5); a value outside the protocol's scale is unparsed.
+- Pair scores (UnifiedReward-2.0): under each dimension's marker, the number after each candidate's
+  name ("Image 1: 0.43", "Image 2: 0.57"); the verdict goes to the higher mean, equal means are a
+  tie, and the margin is the difference.
+- Reasoning (UnifiedReward-Think): the verdict comes from the answer; the per-dimension scores
+  ("Image 1 (9/10)") and totals ("Image 1: 9+8+8=25") in the reasoning are kept as dims and scores.
 - Nothing ever defaults to a verdict or a score: failure is ``status=unparsed`` with the reason.
 """
 
@@ -56,6 +61,8 @@ class Parsed:
     verdict: str | None = None
     score: float | None = None
     dims: dict[str, float] | None = None
+    scores: list[float] | None = None  # pair_score, Think: each candidate's score
+    margin: float | None = None  # pair_score: first's score minus second's
 
 
 def normalize_text(text: str) -> str:
@@ -175,8 +182,79 @@ def parse_point(text: str, protocol: Protocol) -> Parsed:
     return Parsed(Status.OK, score=sum(dims.values()) / len(dims), dims=dims)
 
 
+_DIM_SCORE = re.compile(rf"\b{_NOUN}\s*([12])\s*\(\s*{_NUMBER}\s*/\s*\d+\s*\)", re.IGNORECASE)
+_TOTAL = re.compile(rf"\b{_NOUN}\s*([12])\s*[:：]\s*[\d.+\s]*=\s*{_NUMBER}", re.IGNORECASE)
+_HEADER = re.compile(r"^\s*(?:\d+\.\s*)?\[?([^\n:\[\]]{1,60}?)\]?\s*[:：]\s*$", re.MULTILINE)
+
+
+def reasoning_scores(text: str) -> tuple[dict[str, float] | None, list[float] | None]:
+    """The per-dimension scores ("<dimension>: Image 1 (9/10) ... Image 2 (7/10)") and the totals
+    ("Image 1: 9+8+8=25") a reasoning judge writes before its answer, as ``dims`` keyed
+    "<dimension>/1", "<dimension>/2" and ``scores`` (the totals, else the dimensions' sums)."""
+    text = normalize_text(text)
+    lower = text.lower()
+    if "<think>" in lower or "</think>" in lower:
+        end = lower.rfind("</think>")
+        text = text[: end if end >= 0 else len(text)]
+    dims: dict[str, float] = {}
+    headers = [(m.start(), m.group(1).strip().lower()) for m in _HEADER.finditer(text)]
+    for k, m in enumerate(_DIM_SCORE.finditer(text)):
+        name = next((h for pos, h in reversed(headers) if pos < m.start()), None) or f"dimension {k // 2 + 1}"
+        dims.setdefault(f"{name}/{m.group(2)}", float(m.group(3)))
+    totals = {m.group(2): float(m.group(3)) for m in _TOTAL.finditer(text)}
+    if "1" in totals and "2" in totals:
+        scores = [totals["1"], totals["2"]]
+    elif dims:
+        scores = [sum(v for k, v in dims.items() if k.endswith(f"/{c}")) for c in "12"]
+    else:
+        scores = None
+    return dims or None, scores
+
+
+def parse_pair_score(text: str, protocol: Protocol) -> Parsed:
+    """A score for each of the two candidates on every dimension (see the module docstring)."""
+    region, why = answer_region(text, pair=False)
+    if region is None:
+        return Parsed(Status.UNPARSED, why)
+    assert protocol.labels is not None
+    markers = [(s, list(_marker_regex(s.marker).finditer(region))) for s in protocol.scales]
+    dims: dict[str, float] = {}
+    missing = []
+    for k, (scale, hits) in enumerate(markers):
+        if not hits:
+            missing.append(f"no '{scale.marker}' marker found")
+            continue
+        start = hits[-1].end()
+        following = [m.start() for _, hs in markers for m in hs if m.start() > start]
+        block = region[start : min(following) if following else len(region)]
+        for c, label in enumerate(protocol.labels, 1):
+            m = re.search(
+                re.escape(label).replace(r"\ ", r"\s*") + r"\s*[:：]\s*\**\s*" + _NUMBER, block, re.IGNORECASE
+            )
+            if not m:
+                missing.append(f"no score for {label} under '{scale.marker}'")
+                continue
+            value = float(m.group(1))
+            if not scale.low <= value <= scale.high:
+                missing.append(f"{scale.name} of {label} {m.group(1)} is outside the scale {scale.low}-{scale.high}")
+                continue
+            dims[f"{scale.name}/{c}"] = value
+    if missing:
+        return Parsed(Status.UNPARSED, "; ".join(missing), dims=dims or None)
+    n = len(protocol.scales)
+    scores = [sum(dims[f"{s.name}/{c}"] for s in protocol.scales) / n for c in (1, 2)]
+    margin = scores[0] - scores[1]
+    verdict = "first" if margin > 0 else "second" if margin < 0 else "tie"
+    return Parsed(Status.OK, verdict=verdict, dims=dims, scores=scores, margin=margin)
+
+
 def parse(text: str, protocol: Protocol) -> Parsed:
     """Parses a judge's output under ``protocol``."""
+    if protocol.mode is Mode.PAIR_SCORE:
+        return parse_pair_score(text, protocol)
     if protocol.mode is Mode.PAIR_RANK:
-        return parse_pair(text)
+        out = parse_pair(text)
+        if protocol.reasons or "</think>" in normalize_text(text).lower():
+            out.dims, out.scores = reasoning_scores(text)
+        return out
     return parse_point(text, protocol)

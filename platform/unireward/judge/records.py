@@ -139,6 +139,8 @@ def judgment_record(item_row: dict[str, Any], unit: str, j: Judgment) -> dict[st
         score=j.score,
         score_norm=j.score_norm,
         dims=json.dumps(j.dims) if j.dims else None,
+        scores=j.scores,
+        margin=j.margin,
         agreement=j.agreement,
         mass=j.mass,
         raw_text=raw_texts(j),

@@ -14,10 +14,17 @@ class Task(str, Enum):
     IMAGE_UNDERSTANDING = "image_understanding"
     VIDEO_GENERATION = "video_generation"
     VIDEO_UNDERSTANDING = "video_understanding"
+    IMAGE_EDITING = "image_editing"
 
     @property
     def is_generation(self) -> bool:
-        return self in (Task.IMAGE_GENERATION, Task.VIDEO_GENERATION)
+        """The candidates are visuals (generated images or videos, or edited images), not answers."""
+        return self in (Task.IMAGE_GENERATION, Task.VIDEO_GENERATION, Task.IMAGE_EDITING)
+
+    @property
+    def has_context(self) -> bool:
+        """The prompt is about a given visual: the image or video of a question, or the image to edit."""
+        return self in (Task.IMAGE_UNDERSTANDING, Task.VIDEO_UNDERSTANDING, Task.IMAGE_EDITING)
 
     @property
     def media_kind(self) -> str:
@@ -27,12 +34,17 @@ class Task(str, Enum):
 
 class Mode(str, Enum):
     PAIR_RANK = "pair_rank"  # two candidates -> which is better (or a tie)
+    PAIR_SCORE = "pair_score"  # two candidates -> a score for each on several dimensions (generation tasks)
     POINT_SCORE = "point_score"  # one candidate -> one score on the protocol's scale
-    POINT_MULTI = "point_multi"  # one candidate -> several 1-5 dimension scores (generation tasks)
+    POINT_MULTI = "point_multi"  # one candidate -> several dimension scores (generation tasks)
 
     @property
     def n_candidates(self) -> int:
-        return 2 if self is Mode.PAIR_RANK else 1
+        return 2 if self.is_pair else 1
+
+    @property
+    def is_pair(self) -> bool:
+        return self in (Mode.PAIR_RANK, Mode.PAIR_SCORE)
 
 
 class Status(str, Enum):
@@ -91,20 +103,26 @@ class JudgeItem:
             return f"unknown mode {self.mode!r}; expected one of {[m.value for m in Mode]}"
         if len(cands) != mode.n_candidates:
             return f"{mode.value} needs {mode.n_candidates} candidate(s), got {len(cands)}"
-        if mode is Mode.POINT_MULTI and not task.is_generation:
-            return "point_multi scores exist only for generation tasks"
+        if mode in (Mode.POINT_MULTI, Mode.PAIR_SCORE) and not task.is_generation:
+            return f"{mode.value} scores exist only for generation and editing tasks"
         if any(c is None for c in cands):
             return "a candidate is missing (None)"
-        if task.is_generation:
-            if self.context is not None:
-                return "generation tasks take no context media (the candidates are the visuals)"
-        else:
-            if self.context is None:
-                return f"{task.value} needs the {task.media_kind} the question is about (context)"
+        if not task.has_context and self.context is not None:
+            return "generation tasks take no context media (the candidates are the visuals)"
+        if task.has_context and self.context is None:
+            what = "image to edit" if task is Task.IMAGE_EDITING else f"{task.media_kind} the question is about"
+            return f"{task.value} needs the {what} (context)"
+        if not task.is_generation:
             bad = [i for i, c in enumerate(cands) if not isinstance(c, str)]
             if bad:
                 return f"understanding candidates must be answer texts; candidate {bad[0]} is {type(cands[bad[0]]).__name__}"
         return None
+
+    def visuals(self) -> list[Any]:
+        """The item's visuals in the order the judge sees them: the context (a question's image or
+        video, the image to edit), then the candidates when they are visuals."""
+        task = Task(self.task)
+        return ([self.context] if task.has_context else []) + (list(self.candidates) if task.is_generation else [])
 
     def swapped(self) -> JudgeItem:
         """The same pair with the candidates in the other order."""
@@ -128,7 +146,9 @@ class Judgment:
     # pointwise
     score: float | None = None  # on the protocol's native scale
     score_norm: float | None = None  # mapped to [0, 1]
-    dims: dict[str, float] | None = None  # point_multi: one score per dimension
+    dims: dict[str, float] | None = None  # point_multi: one score per dimension; pair_score: "<dim>/1", "<dim>/2"
+    scores: list[float] | None = None  # pair_score (and Think): each candidate's score, its dimensions' mean (or total)
+    margin: float | None = None  # pair_score: first's score minus second's
     distribution: dict[str, float] | None = None  # logits method: P(score value)
     # diagnostics
     mass: float | None = None  # logits: probability the model put on valid verdicts/scores

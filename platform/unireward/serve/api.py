@@ -68,6 +68,8 @@ class JudgmentOut(BaseModel):
     score: float | None = None
     score_norm: float | None = None
     dims: dict[str, float] | None = None
+    scores: list[float] | None = None
+    margin: float | None = None
     distribution: dict[str, float] | None = None
     mass: float | None = None
     raw_text: str | None = None
@@ -153,6 +155,9 @@ class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    max_tokens_clamped_from: int | None = Field(
+        None, description="the max_tokens asked for, when it was over the endpoint's limit and generation stopped at it"
+    )
 
 
 class ChatResponse(BaseModel):
@@ -164,7 +169,7 @@ class ChatResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, result: dict[str, Any]) -> ChatResponse:
+    def of(cls, model: str, result: dict[str, Any], max_tokens_clamped_from: int | None = None) -> ChatResponse:
         return cls(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -178,6 +183,7 @@ class ChatResponse(BaseModel):
                 prompt_tokens=result["prompt_tokens"],
                 completion_tokens=result["completion_tokens"],
                 total_tokens=result["prompt_tokens"] + result["completion_tokens"],
+                max_tokens_clamped_from=max_tokens_clamped_from,
             ),
         )
 

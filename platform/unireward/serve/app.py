@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -305,18 +305,23 @@ def make_deployment(cfg: ServeConfig):
             timeouts = [r.timeout_s for r in req.items if r.timeout_s]
             return await self._admit("judge_batch", work(), min(timeouts) if timeouts else None)
 
-        @api.post("/v1/chat/completions", response_model=ChatResponse, dependencies=[auth])
-        async def chat(self, req: ChatRequest) -> ChatResponse:
-            max_tokens = req.max_completion_tokens or req.max_tokens or min(512, self.cfg.max_new_tokens_limit)
-            if max_tokens > self.cfg.max_new_tokens_limit:
-                raise APIError(
-                    400, f"max_tokens {max_tokens} is over this endpoint's limit {self.cfg.max_new_tokens_limit}"
-                )
+        @api.post(
+            "/v1/chat/completions", response_model=ChatResponse, response_model_exclude_none=True, dependencies=[auth]
+        )
+        async def chat(self, req: ChatRequest, response: Response) -> ChatResponse:
+            # max_tokens is an upper bound (OpenAI and vLLM semantics): a request over this endpoint's
+            # limit generates at most the limit, and says so, instead of being refused
+            asked = req.max_completion_tokens or req.max_tokens
+            limit = self.cfg.max_new_tokens_limit
+            max_tokens = min(asked, limit) if asked else min(512, limit)
+            clamped = bool(asked and asked > limit)
+            if clamped:
+                response.headers["X-Max-Tokens-Clamped"] = f"{asked}->{limit}"
 
             async def work():
                 conv = await asyncio.to_thread(to_chat, req, self.policy)
                 result = await self._chat_many((conv, max_tokens, req.temperature, req.top_p, req.seed))
-                return ChatResponse.of(req.model, result)
+                return ChatResponse.of(req.model, result, max_tokens_clamped_from=asked if clamped else None)
 
             return await self._admit("chat", work())
 

@@ -87,6 +87,8 @@ def judgment_from_json(d: dict[str, Any]) -> Judgment:
         probs=d.get("probs"),
         score=d.get("score"),
         score_norm=d.get("score_norm"),
+        scores=d.get("scores"),
+        margin=d.get("margin"),
         dims=d.get("dims"),
         distribution=d.get("distribution"),
         mass=d.get("mass"),

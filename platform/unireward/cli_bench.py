@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..console import emit, progress_log, quiet_libraries
+from .console import emit, progress_log, quiet_libraries
 
 app = typer.Typer(
     help="Benchmarks (side by side against a baseline in the same process or on the same machine).",
@@ -29,7 +29,7 @@ def judge(
 ) -> None:
     """One item at a time (batch 1, generate, parse) vs batched generate vs the logit method."""
     quiet_libraries()
-    from . import bench_judge
+    from .bench import bench_judge
 
     r = bench_judge(
         model=model,
@@ -62,7 +62,7 @@ def curate(
 ) -> None:
     """Curation throughput: Ray Data (1 and 2 judge actors) against a plain in-process loop."""
     quiet_libraries()
-    from . import bench_curate
+    from .bench import bench_curate
 
     r = bench_curate(n_prompts=prompts, batch_size=batch_size, size=size, log=progress_log(as_json))
     emit(
@@ -87,7 +87,7 @@ def train(
 ) -> None:
     """Judge training: ZeRO-3 and ZeRO-2 against plain data parallel (same model, data, steps)."""
     quiet_libraries()
-    from . import bench_train
+    from .bench import bench_train
 
     r = bench_train(size=size, steps=steps, batch_size=batch_size, workers=workers, log=progress_log(as_json))
     emit(
@@ -122,7 +122,7 @@ def batching(
 ) -> None:
     """In-process judge throughput by batch size: the ceiling of the endpoint's dynamic batching."""
     quiet_libraries()
-    from . import bench_batching
+    from .bench import bench_batching
 
     r = bench_batching(
         model=model,
@@ -154,7 +154,7 @@ def serve(
 ) -> None:
     """Closed-loop load on the reward endpoint: dynamic batching against batch size 1."""
     quiet_libraries()
-    from . import bench_serve
+    from .bench import bench_serve
 
     r = bench_serve(
         concurrencies=tuple(concurrency or (1, 4, 16, 32, 64)), seconds=seconds, size=size, log=progress_log(as_json)
