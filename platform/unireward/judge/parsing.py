@@ -220,7 +220,7 @@ def parse_pair_score(text: str, protocol: Protocol) -> Parsed:
     markers = [(s, list(_marker_regex(s.marker).finditer(region))) for s in protocol.scales]
     dims: dict[str, float] = {}
     missing = []
-    for k, (scale, hits) in enumerate(markers):
+    for scale, hits in markers:
         if not hits:
             missing.append(f"no '{scale.marker}' marker found")
             continue
