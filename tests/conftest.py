@@ -182,11 +182,36 @@ def s3_env(s3_server, monkeypatch):
     yield f"s3://{s3_server.bucket}/{uuid.uuid4().hex}/"
 
 
+# Tests that start Ray in this process (the session's `ray_local`, the demo, `unireward run` in
+# process) share one pytest-xdist worker; the job tests' own two-node cluster gets another.
+IN_PROCESS_RAY = {
+    "test_pipelines",
+    "test_serve",
+    "test_train_reward",
+    "test_train_dpo",
+    "test_cli",
+    "test_eval",
+    "test_recipes",
+    "test_rewards",
+    "test_grpo",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in IN_PROCESS_RAY or "ray_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif module == "test_jobs":
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
 # Once every test has run and the summary is printed, leave without interpreter finalization. The
 # suite loads Ray, gRPC, torch and DeepSpeed into one process; their native threads can crash while
-# Python tears modules down (seen once here: all 668 tests passed, then "Segmentation fault" turned
+# Python tears modules down (seen here: all 668 tests passed, then "Segmentation fault" turned
 # make's exit status into a failure). The results are final by then, and pytest's own exit status
-# is kept. UNIREWARD_PYTEST_FINALIZE=1 runs the normal finalization, e.g. to debug such a crash.
+# is kept. UNIREWARD_PYTEST_FINALIZE=1 runs the normal finalization, e.g. to see whether the crash
+# still happens.
 _SESSION: dict[str, int] = {}
 
 
@@ -198,6 +223,12 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     if "exitstatus" in _SESSION and os.environ.get("UNIREWARD_PYTEST_FINALIZE") != "1":
+        if not hasattr(config, "workerinput"):  # (an xdist worker stays quiet: its controller speaks)
+            print(
+                f"(leaving without interpreter finalization, exit status {_SESSION['exitstatus']}: see "
+                "tests/conftest.py; UNIREWARD_PYTEST_FINALIZE=1 finalizes)",
+                flush=True,
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_SESSION["exitstatus"])

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def cworld(tmp_path_factory):
     """A small world with one damaged file per task."""
     return generate_world(str(tmp_path_factory.mktemp("cworld")), n=4, seed=11, n_candidates=4, corrupt=1)

@@ -32,15 +32,11 @@ def _port() -> int:
 
 
 @pytest.fixture(scope="module")
-def endpoint(tiny_judge_dir):
-    import ray
-
+def endpoint(ray_local, tiny_judge_dir):
     from unireward.serve import local
 
-    os.environ["RAY_metrics_report_interval_ms"] = "1000"
     os.environ["UNIREWARD_TEST_TOKENS"] = f"other-token,{TOKEN}"
-    metrics_port = _port()
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, _metrics_export_port=metrics_port)
+    metrics_port = ray_local["metrics_port"]
     url = local.start(
         args=dict(
             judge=dict(model=str(tiny_judge_dir)),
@@ -58,7 +54,6 @@ def endpoint(tiny_judge_dir):
     )
     yield dict(url=url, metrics=f"http://127.0.0.1:{metrics_port}/metrics", port=int(url.rsplit(":", 1)[1]))
     local.stop(shutdown=True)
-    ray.shutdown()
 
 
 def H(token=TOKEN):

@@ -41,15 +41,6 @@ def _prefs(world, task):
     return out
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def test_pairs_from_both_export_formats_and_their_errors(gen_world, tmp_path):
     img = export_diffusion_dpo(_prefs(gen_world, "image_generation"), str(tmp_path / "img"), MediaLimits())
     vid = export_videodpo(_prefs(gen_world, "video_generation"), str(tmp_path / "vid"), MediaLimits())

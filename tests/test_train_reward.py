@@ -155,15 +155,6 @@ def test_eval_metrics_per_task():
 
 
 # ------------------------------------------------------------------------------------ Ray Train runs
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _records(run):
     return [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
 

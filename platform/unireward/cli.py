@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .console import fail, quiet_libraries, storage_errors
+from .console import fail, progress_printer, quiet_libraries, storage_errors
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -32,10 +32,12 @@ app.add_typer(jobs_app, name="jobs")
 
 def _add_subcommands() -> None:
     from .cli_bench import app as bench_app
+    from .cli_eval import eval_command
     from .cli_protocols import app as protocols_app
 
     app.add_typer(bench_app, name="bench")
     app.add_typer(protocols_app, name="protocols")
+    app.command("eval")(eval_command)
 
 
 _add_subcommands()
@@ -291,30 +293,14 @@ def _run(spec_path: Path, set_: Optional[list[str]], address: Optional[str], con
             )
         )
         return
+    from .eval.core import BenchmarkError
     from .pipelines.batch import JobFailed, run_spec
 
-    state = {"last": 0.0}
-    import time
-
-    started = time.time()
-
-    def progress(done: int, total: int, counts: dict) -> None:
-        now = time.time()
-        if now - state["last"] < 2 and done < total:
-            return
-        state["last"] = now
-        rate = done / max(now - started, 1e-9)
-        eta = (total - done) / rate if rate > 0 else float("inf")
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        console.print(
-            f"[{spec.name}] {done}/{total} ({done / max(total, 1):.0%}) {rate:.2f}/s ETA {eta:.0f}s  {summary}",
-            markup=False,
-            highlight=False,
-        )
-
+    if spec.kind == "eval":
+        from .pipelines.eval import run_eval as run_spec
     try:
-        summary = run_spec(spec, progress)
-    except staging.SpecMismatch as e:
+        summary = run_spec(spec, progress_printer(console, spec.name))
+    except (staging.SpecMismatch, BenchmarkError) as e:
         fail(str(e))
     except JobFailed as e:
         fail(str(e), code=1)

@@ -191,6 +191,57 @@ class ScoreSpec(_Strict):
     max_error_fraction: float = Field(0.1, ge=0, le=1)
 
 
+BENCHMARK_NAMES = ("genai-bench", "videogen-rewardbench", "vl-rewardbench", "mmrb2", "imagereward")
+
+
+class EvalOptions(_Strict):
+    """Benchmark options (each applies to the benchmarks that have it)."""
+
+    configs: list[Literal["image_generation", "image_edition", "video_generation"]] | None = Field(
+        None, description="genai-bench: configs to evaluate (default: every one present)"
+    )
+    splits: list[Literal["test_v1", "test"]] | None = Field(None, description="genai-bench: splits (default: both)")
+    media_root: str | None = Field(
+        None, description="genai-bench video_generation: the folder holding the videos the URLs name, by file name"
+    )
+    csv: str | None = Field(None, description="videogen-rewardbench: the CSV's file name in data")
+    dimensions: bool = Field(
+        True,
+        description="videogen-rewardbench: also score each video's dimensions (VQ, MQ, "
+        "TA) with the multi-dimension point protocol",
+    )
+    images: str | None = Field(
+        None, description="imagereward: the images folder (default: test_images beside test.json)"
+    )
+    limit: PositiveInt | None = Field(None, description="judge only the first N entries (of each file)")
+
+
+class EvalSpec(_Strict):
+    """``kind: eval``: a judge on a public reward benchmark, read in its published layout and scored
+    with its official metrics (and bootstrap intervals, swap agreement, calibration)."""
+
+    kind: Literal["eval"]
+    name: str = Field(..., min_length=1)
+    benchmark: Literal["genai-bench", "videogen-rewardbench", "vl-rewardbench", "mmrb2", "imagereward"]
+    data: str = Field(..., description="the benchmark as distributed: a local folder or s3:// prefix")
+    output: str = Field(..., description="output folder or s3:// prefix")
+    judge: JudgeConfig
+    options: EvalOptions = EvalOptions()
+    resources: ResourcesConfig = ResourcesConfig()
+    upstream: bool = Field(True, description="also write the predictions in the benchmark's own format")
+    resamples: int = Field(1000, ge=0, description="bootstrap resamples for the 95% intervals (0: none)")
+    max_error_fraction: float = Field(1.0, ge=0, le=1, description="fail the job when more units than this fail")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _swap_by_default(cls, data: Any) -> Any:
+        """Pairs are judged in both orders unless the spec says otherwise: swap agreement (position
+        bias) is part of every report, and MMRB2 counts both orders."""
+        if isinstance(data, dict) and isinstance(data.get("judge"), dict) and "swap" not in data["judge"]:
+            data = dict(data, judge=dict(data["judge"], swap=True))
+        return data
+
+
 class ServeConfig(_Strict):
     """The online reward endpoint (unireward.serve): the `args` of serve/reward.yaml's application."""
 
@@ -390,8 +441,8 @@ class DpoSpec(_Strict):
         return data
 
 
-Spec = Annotated[Union[CurateSpec, ScoreSpec, TrainRewardSpec, DpoSpec], Field(discriminator="kind")]
-SPEC_KINDS = ("curate", "score", "train_reward", "dpo")
+Spec = Annotated[Union[CurateSpec, ScoreSpec, EvalSpec, TrainRewardSpec, DpoSpec], Field(discriminator="kind")]
+SPEC_KINDS = ("curate", "score", "eval", "train_reward", "dpo")
 
 
 def format_validation_error(e: ValidationError, source: str, strip_tag: bool = False) -> str:
@@ -420,7 +471,7 @@ def parse_config(data: Any, model: type[T], source: str = "<config>") -> T:
         raise ConfigError(format_validation_error(e, source)) from None
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | TrainRewardSpec | DpoSpec:
+def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | EvalSpec | TrainRewardSpec | DpoSpec:
     """A job spec from a mapping; ``kind`` picks the spec type."""
     if not isinstance(data, dict) or data.get("kind") not in SPEC_KINDS:
         kind = data.get("kind") if isinstance(data, dict) else None
@@ -431,7 +482,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> CurateSpec | ScoreSpec | Tr
         raise ConfigError(format_validation_error(e, source, strip_tag=True)) from None
 
 
-def load_spec(path: str | Path) -> CurateSpec | ScoreSpec | TrainRewardSpec | DpoSpec:
+def load_spec(path: str | Path) -> CurateSpec | ScoreSpec | EvalSpec | TrainRewardSpec | DpoSpec:
     """A job spec from a YAML file (local or s3://)."""
     return parse_spec(storage.read_yaml(path, ConfigError, "spec file"), os.fspath(path))
 

@@ -63,3 +63,27 @@ def storage_errors() -> Iterator[None]:
         if message is None:
             raise
         fail(message)
+
+
+def progress_printer(console, name: str) -> Callable[[int, int, dict], None]:
+    """A batch job's progress lines (units done, rate, ETA, statuses), at most one every 2 s."""
+    import time
+
+    state = {"last": 0.0, "started": time.time()}
+
+    def progress(done: int, total: int, counts: dict) -> None:
+        now = time.time()
+        if now - state["last"] < 2 and done < total:
+            return
+        state["last"] = now
+        rate = done / max(now - state["started"], 1e-9)
+        eta = (total - done) / rate if rate > 0 else float("inf")
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        console.print(
+            f"[{name}] {done}/{total} ({done / max(total, 1):.0%}) {rate:.2f}/s ETA {eta:.0f}s  {summary}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return progress

@@ -78,7 +78,7 @@ def bench_curate(
         stamps = []
         for k in range(0, len(rows), batch_size):
             chunk = pa.Table.from_pylist(rows[k : k + batch_size], schema=schema.POOL_SCHEMA)
-            stage(pipeline.decode_pool_rows(chunk, s.input, s.judge.media.model_dump()))
+            stage(pipeline.decode_pool_rows(chunk, s.input, s.judge.model_dump_json()))
             stamps.append((time.perf_counter(), min(k + batch_size, len(rows))))
         torch.set_num_threads(threads)
         out = dict(prompts_per_s=steady(stamps), seconds=time.perf_counter() - t_start)

@@ -174,7 +174,7 @@ def row_problem(row: PoolRow) -> str | None:
         return "empty prompt"
     if len(row.candidates) < 2:
         return f"needs at least 2 candidates, has {len(row.candidates)}"
-    if not task.is_generation and row.context_ref is None:
+    if task.has_context and row.context_ref is None:
         return f"{task.value} needs a context {task.media_kind}"
     return None
 
@@ -186,12 +186,11 @@ def _error(row: PoolRow, stage: str, status: str, reason: str, candidate_id: str
 
 
 def _item(row: PoolRow, cands: Sequence[Candidate], tag: str, mode: Mode | None = None) -> JudgeItem:
-    generation = Task(row.task).is_generation
     return JudgeItem(
         row.task,
         row.prompt,
         [c.source for c in cands],
-        context=None if generation else row.context,
+        context=row.context if Task(row.task).has_context else None,
         mode=mode,
         id=f"{row.prompt_id}:{tag}",
     )

@@ -146,6 +146,33 @@ JUDGMENT_SCHEMA = pa.schema(
     ]
 )
 
+# kind: eval. A unit of a benchmark as the judge stage reads it (media as references, or as bytes in
+# ``blobs`` referenced "blob:<k>"), and the prediction it commits.
+EVAL_UNIT_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),  # the benchmark's own item key (with the unit's part, e.g. a video)
+        ("group", pa.string()),
+        ("task", pa.string()),
+        ("mode", pa.string()),
+        ("prompt", pa.string()),
+        ("context", pa.string()),
+        ("candidates", pa.list_(pa.string())),
+        ("blobs", pa.list_(pa.binary())),
+        ("label", pa.string()),  # JSON
+        ("extra", pa.string()),  # JSON
+        ("load_error", pa.string()),  # the entry could not be used: why (it is committed as not_loaded)
+    ]
+)
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("group", pa.string()),
+        ("status", pa.string()),
+        ("prediction", pa.string()),  # JSON: unireward.eval.Prediction
+    ]
+)
+
 STAGED_PROMPT_SCHEMA = pa.schema(
     [
         ("prompt_id", pa.string()),

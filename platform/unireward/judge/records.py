@@ -17,10 +17,11 @@ from ..io import schema
 from .types import JudgeItem, Judgment, Task
 
 CONTEXT_KEY = "__context__"  # the context media's key among a row's decoded media
+BLOB = "blob:"  # a media reference to the row's own bytes: "blob:<k>" is row["blobs"][k]
 
 
 def _generation(task: Any) -> bool | None:
-    """Whether ``task`` is a generation task; None for an unknown task."""
+    """Whether ``task``'s candidates are visuals; None for an unknown task."""
     try:
         return Task(task).is_generation
     except ValueError:
@@ -36,40 +37,47 @@ def resolve_row(row: dict[str, Any], base: str | None) -> dict[str, Any]:
     cands = out.get("candidates")
     if _generation(out.get("task")) and isinstance(cands, (list, tuple)):
         out["candidates"] = [_resolve_candidate(c, base) for c in cands]
-    if isinstance(out.get("context"), str):
+    if isinstance(out.get("context"), str) and not out["context"].startswith(BLOB):
         out["context"] = schema.resolve_media(out["context"], base)
     return out
 
 
 def _resolve_candidate(c: Any, base: str) -> Any:
     if isinstance(c, str):
-        return schema.resolve_media(c, base)
+        return c if c.startswith(BLOB) else schema.resolve_media(c, base)
     if isinstance(c, dict) and isinstance(c.get("media"), str):
         return dict(c, media=schema.resolve_media(c["media"], base))
     return c
 
 
 def decode_row_media(row: dict[str, Any], limits: media_io.MediaLimits) -> dict[str, Any]:
-    """Every media file judging ``row`` needs, decoded: a generation task's candidates (keyed by the
-    candidate's id in a pool row, by its index in an item row) or an understanding task's context
-    (``CONTEXT_KEY``). A file that cannot be used is its MediaError, never an exception."""
-    generation = _generation(row.get("task"))
-    if generation is None:
+    """Every media file judging ``row`` needs, decoded: the candidates when they are visuals (keyed
+    by the candidate's id in a pool row, by its index in an item row) and the context when the task
+    has one (``CONTEXT_KEY``). A reference ``blob:<k>`` is the row's own bytes ``blobs[k]``. A file
+    that cannot be used is its MediaError, never an exception."""
+    try:
+        task = Task(row.get("task"))
+    except ValueError:
         return {}
-    kind = Task(row["task"]).media_kind
+    blobs = row.get("blobs") or []
     decoded: dict[str, Any] = {}
-    if generation:
+    if task.is_generation:
         for k, c in enumerate(row.get("candidates") or []):
             key, ref = (c.get("id"), c.get("media")) if isinstance(c, dict) else (str(k), c)
             if isinstance(ref, str) and ref:
-                decoded[key] = _load(ref, kind, limits)
-    elif row.get("context"):
-        decoded[CONTEXT_KEY] = _load(row["context"], kind, limits)
+                decoded[key] = _load(ref, task.media_kind, limits, blobs)
+    if task.has_context and row.get("context"):
+        decoded[CONTEXT_KEY] = _load(row["context"], task.media_kind, limits, blobs)
     return decoded
 
 
-def _load(ref: str, kind: str, limits: media_io.MediaLimits) -> Any:
+def _load(ref: str, kind: str, limits: media_io.MediaLimits, blobs: list[bytes] | None = None) -> Any:
     try:
+        if ref.startswith(BLOB):
+            k = int(ref[len(BLOB) :])
+            if not blobs or not 0 <= k < len(blobs) or blobs[k] is None:
+                raise media_io.MediaError("not_found", f"{ref}: the row has no such bytes")
+            return media_io.load_media(blobs[k], kind, limits)
         return media_io.load_media(ref, kind, limits)
     except media_io.MediaError as e:
         return e

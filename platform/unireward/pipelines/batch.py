@@ -23,15 +23,17 @@ from typing import Any
 import pyarrow as pa
 
 from .. import __version__
-from ..config import CurateSpec, ScoreSpec
+from ..config import CurateSpec, JudgeConfig, ScoreSpec
 from ..curate import export as exporters
 from ..curate.report import plot_curation, summarize_curation, summarize_scores, write_json
 from ..curate.select import curate_batch, pool_row_from_record
 from ..io import media as media_io
 from ..io import schema, staging, storage
 from ..judge import records
-from ..judge.backends import make_judge
+from ..judge.backends import make_judge, media_limits_for
 from ..judge.types import Status, Task
+
+TASKS = {t.value for t in Task}
 from .cluster import init_ray, worker_env
 
 MEDIA_COLUMN = "_media"  # decoded media travel between the decode tasks and the judge actors here (pickled)
@@ -80,25 +82,30 @@ def drop_done(batch: pa.Table, done: list[str], column: str) -> pa.Table:
     return batch.filter(pc.invert(pc.is_in(batch[column], value_set=pa.array(done, pa.string()))))
 
 
-def decode_rows(batch: pa.Table, input_uri: str | list[str], limits: dict[str, Any], row_schema: pa.Schema) -> pa.Table:
+def decode_rows(batch: pa.Table, input_uri: str | list[str], judge_json: str, row_schema: pa.Schema) -> pa.Table:
     """CPU stage: resolves a row's media references against its file's folder and decodes every
-    media file judging it needs. Failures travel as MediaErrors (``judge.records.decode_row_media``)."""
-    lim = media_io.MediaLimits(**limits)
+    media file judging it needs, read as the judge's protocol for the row reads them (a profile's
+    sampling and sizing). Failures travel as MediaErrors (``judge.records.decode_row_media``)."""
+    judge = JudgeConfig.model_validate_json(judge_json)
     out = []
     for row in batch.to_pylist():
         row = records.resolve_row(row, base_of(row, input_uri))
         row.pop(PATH_COLUMN, None)
-        row[MEDIA_COLUMN] = pickle.dumps(records.decode_row_media(row, lim))
+        mode = row.get("mode") or (
+            "pair_rank" if row_schema is schema.POOL_SCHEMA or len(row.get("candidates") or []) == 2 else "point_score"
+        )
+        limits = media_limits_for(judge, row.get("task"), mode) if row.get("task") in TASKS else judge.media.limits()
+        row[MEDIA_COLUMN] = pickle.dumps(records.decode_row_media(row, limits))
         out.append(row)
     return _table(out, row_schema, {MEDIA_COLUMN: pa.binary()})
 
 
-def decode_pool_rows(batch: pa.Table, input_uri: str | list[str], limits: dict[str, Any]) -> pa.Table:
-    return decode_rows(batch, input_uri, limits, schema.POOL_SCHEMA)
+def decode_pool_rows(batch: pa.Table, input_uri: str | list[str], judge_json: str) -> pa.Table:
+    return decode_rows(batch, input_uri, judge_json, schema.POOL_SCHEMA)
 
 
-def decode_item_rows(batch: pa.Table, input_uri: str | list[str], limits: dict[str, Any]) -> pa.Table:
-    return decode_rows(batch, input_uri, limits, schema.ITEM_SCHEMA)
+def decode_item_rows(batch: pa.Table, input_uri: str | list[str], judge_json: str) -> pa.Table:
+    return decode_rows(batch, input_uri, judge_json, schema.ITEM_SCHEMA)
 
 
 def _worker_id() -> str:
@@ -198,6 +205,10 @@ class GenerateStage:
             meta = dict(generator=g.model, generator_kind=self.kind)
             cands = []
             try:
+                if task == Task.IMAGE_EDITING.value:
+                    raise ValueError(
+                        "generating edited images is not supported: give pools whose candidates are the edits"
+                    )
                 generation = Task(task).is_generation
                 if generation != (self.kind == "diffusion"):
                     raise ValueError(
@@ -261,7 +272,11 @@ def fingerprint(spec) -> dict[str, Any]:
     judge = spec.judge.model_dump(
         exclude={"device", "token_budget", "max_batch_size", "attn_implementation", "endpoint", "token_env"}
     )
-    fp: dict[str, Any] = dict(kind=spec.kind, input=spec.input, judge=judge)
+    fp: dict[str, Any] = dict(kind=spec.kind, judge=judge)
+    if spec.kind == "eval":
+        fp.update(benchmark=spec.benchmark, data=spec.data, options=spec.options.model_dump())
+        return fp
+    fp["input"] = spec.input
     if isinstance(spec, CurateSpec):
         fp.update(
             select=spec.select.model_dump(),
@@ -381,15 +396,22 @@ class BatchKind:
     finish: Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 
-def run_batch(spec, kind: BatchKind, progress: Callable[[int, int, dict], None] | None = None) -> dict[str, Any]:
+def run_batch(
+    spec,
+    kind: BatchKind,
+    progress: Callable[[int, int, dict], None] | None = None,
+    inputs: str | list[str] | None = None,
+) -> dict[str, Any]:
     """The driver skeleton of every batch kind: resume (skip committed units), stream the inputs
-    through [generation,] decoding and the judge actor pool, then ``kind.finish`` on the driver."""
+    (``inputs``, default the spec's) through [generation,] decoding and the judge actor pool, then
+    ``kind.finish`` on the driver."""
     t0 = time.time()
+    inputs = inputs or spec.input
     init_ray()
     check_capacity(spec)
     resumed = staging.check_fingerprint(spec.output, fingerprint(spec))
     done = sorted(staging.done_units(spec.output, kind.unit))
-    ds, total = read_inputs(spec.input)
+    ds, total = read_inputs(inputs)
     ds = ds.map_batches(drop_done, fn_kwargs=dict(done=done, column=kind.unit), batch_format="pyarrow")
     # streaming (no shuffle) re-blocking into judge-batch-sized blocks: several actors get work, and
     # results (and progress) stream out batch by batch instead of one input file at a time
@@ -398,7 +420,7 @@ def run_batch(spec, kind: BatchKind, progress: Callable[[int, int, dict], None] 
         ds = ds.map_batches(GenerateStage, **_pool(spec.generate.resources, spec))
     ds = ds.map_batches(
         decode_rows,
-        fn_kwargs=dict(input_uri=spec.input, limits=spec.judge.media.model_dump(), row_schema=kind.row_schema),
+        fn_kwargs=dict(input_uri=inputs, judge_json=spec.judge.model_dump_json(), row_schema=kind.row_schema),
         **_decode_args(spec),
     )
     ds = ds.map_batches(kind.stage, **_pool(spec.resources, spec))

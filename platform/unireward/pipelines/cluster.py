@@ -25,6 +25,7 @@ def init_ray(log_to_driver: bool = True) -> None:
     ctx.enable_progress_bars = False  # the driver reports progress itself (units done, rate, ETA)
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # "execution finished" lines: the driver reports
 
 
 def worker_env(*extra: str) -> dict[str, str]:

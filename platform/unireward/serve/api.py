@@ -270,21 +270,23 @@ def to_item(req: JudgeRequest, policy: MediaPolicy) -> JudgeItem:
     """A JudgeItem with decoded media. Raises APIError for requests the endpoint refuses."""
     task = Task(req.task)
     kind = task.media_kind
-    n = sum(policy.count(c) for c in req.candidates) if task.is_generation else policy.count(req.context)
+    n = (sum(policy.count(c) for c in req.candidates) if task.is_generation else 0) + (
+        policy.count(req.context) if task.has_context else 0
+    )
     if n > policy.max_images:
         raise APIError(400, f"{n} images (video frames count) in one item; at most {policy.max_images}")
+    if not task.has_context and req.context is not None:
+        raise APIError(400, "generation tasks take no context: the candidates are the visuals")
+    if task.has_context and req.context is None:
+        what = "image to edit" if task is Task.IMAGE_EDITING else f"{kind} the question is about"
+        raise APIError(400, f"{task.value} needs the {what} (context)")
     if task.is_generation:
-        if req.context is not None:
-            raise APIError(400, "generation tasks take no context: the candidates are the visuals")
         cands = [policy.load(c, kind) for c in req.candidates]
-        context = None
     else:
         if any(not isinstance(c, str) for c in req.candidates):
             raise APIError(400, "understanding candidates are answer texts")
-        if req.context is None:
-            raise APIError(400, f"{task.value} needs the {kind} the question is about (context)")
         cands = list(req.candidates)
-        context = policy.load(req.context, kind)
+    context = policy.load(req.context, kind) if task.has_context else None
     item = JudgeItem(task, req.prompt, cands, context=context, mode=req.mode, id=req.id)
     problem = item.problem()
     if problem:

@@ -51,6 +51,7 @@ NUMBER_WORD = {1: "one", 2: "two", 3: "three"}
 DIRECTIONS = ("left", "right", "up", "down")
 SPEEDS = {"slowly": 2.0, "quickly": 5.0}  # pixels per frame at 96 px
 TASKS = ("image_generation", "image_understanding", "video_generation", "video_understanding")
+ALL_TASKS = TASKS + ("image_editing",)  # image editing: synth/editing.py
 
 IMAGE_SIZE = 128
 VIDEO_SIZE = 96
@@ -419,6 +420,14 @@ MAKERS: dict[str, Callable[[int, int, int], Prompt]] = {
 }
 
 
+def _maker(task: str) -> Callable[[int, int, int], Prompt]:
+    if task == "image_editing":
+        from .editing import make_image_editing
+
+        return make_image_editing
+    return MAKERS[task]
+
+
 # ------------------------------------------------------------------------------------ corruption
 CORRUPTIONS = ("zero_bytes", "truncated", "garbage", "missing")
 
@@ -449,7 +458,7 @@ def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[s
     """Item rows (pairs and points) of one pool row. ``pairs``: 'adjacent' ((0,1), (2,3), ...: the
     original's pair ranking) or 'all' (every unordered pair)."""
     cands = row["candidates"]
-    gen = row["task"].endswith("_generation")
+    gen = row["task"] in ("image_generation", "video_generation", "image_editing")  # the candidates are visuals
     ref = (lambda c: c["media"]) if gen else (lambda c: c["text"])
     out = []
     if pairs == "adjacent":
@@ -515,23 +524,23 @@ def generate_world(
     context files (zero bytes, truncated, garbage, missing) to exercise error handling."""
     if n < 1 or n_candidates < 2:
         raise ValueError("need n >= 1 prompts and n_candidates >= 2")
-    if n_candidates > MAX_UNDERSTANDING_ANSWERS and any(not t.endswith("_generation") for t in tasks):
+    if n_candidates > MAX_UNDERSTANDING_ANSWERS and any(t.endswith("_understanding") for t in tasks):
         raise ValueError(
             f"understanding questions have at most {MAX_UNDERSTANDING_ANSWERS} distinct answers; "
             f"ask for n_candidates <= {MAX_UNDERSTANDING_ANSWERS} or generation tasks only"
         )
-    unknown = set(tasks) - set(TASKS)
+    unknown = set(tasks) - set(ALL_TASKS)
     if unknown:
-        raise ValueError(f"unknown task(s) {sorted(unknown)}; expected some of {TASKS}")
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; expected some of {ALL_TASKS}")
     pools, items, corrupted = {}, {}, []
     for task in tasks:
         prompts = []
         for i in range(n):
-            prompts.append(MAKERS[task](seed, i, n_candidates))
+            prompts.append(_maker(task)(seed, i, n_candidates))
             if progress:
                 progress(task, i + 1, n)
         files = {k: v for p in prompts for k, v in p.files.items()}
-        rng = np.random.default_rng([seed, TASKS.index(task), 1_000_003])
+        rng = np.random.default_rng([seed, ALL_TASKS.index(task), 1_000_003])
         victims = sorted(files)
         for k, vi in enumerate(rng.choice(len(victims), size=min(corrupt, len(victims)), replace=False)):
             rel = victims[int(vi)]

@@ -128,7 +128,7 @@ def from_preference(item: JudgeItem, protocol: Protocol, label: Any, source: str
     if problem:
         raise DataError(f"item {item.id or '?'}: {problem}")
     task = Task(item.task)
-    media = list(item.candidates) if task.is_generation else [item.context]
+    media = item.visuals()
     return SFTExample(
         messages=chat_messages(item, protocol),
         media=media,
