@@ -126,7 +126,7 @@ def write_upstream(predictions: list[Prediction], folder: str, model: str = "uni
     highest reward), rewards}; a generation the judge could not score has reward null (test.py's
     acc() cannot compare it: fill it or drop the prompt before using that script)."""
     out = []
-    for index, entry in sorted(rewards(predictions).items(), key=lambda kv: int(kv[0])):
+    for _, entry in sorted(rewards(predictions).items(), key=lambda kv: int(kv[0])):
         rw = entry["rewards"]
         order = sorted(range(len(rw)), key=lambda k: -(rw[k] if rw[k] is not None else float("-inf")))
         rank = [0] * len(rw)

@@ -32,9 +32,9 @@ from ..io import schema, staging, storage
 from ..judge import records
 from ..judge.backends import make_judge, media_limits_for
 from ..judge.types import Status, Task
+from .cluster import init_ray, worker_env
 
 TASKS = {t.value for t in Task}
-from .cluster import init_ray, worker_env
 
 MEDIA_COLUMN = "_media"  # decoded media travel between the decode tasks and the judge actors here (pickled)
 PATH_COLUMN = "path"  # added by read_parquet(include_paths=True): where relative media refs resolve
