@@ -193,7 +193,6 @@ IN_PROCESS_RAY = {
     "test_eval",
     "test_recipes",
     "test_rewards",
-    "test_grpo",
 }
 
 

@@ -17,7 +17,7 @@ from unireward.judge.types import Status
 def test_judge_config_defaults():
     c = JudgeConfig(model="some/folder")
     assert c.model == "some/folder"
-    assert c.family == "qwen"
+    assert c.family is None  # the checkpoint profile's family (qwen for the built-in one)
     assert c.protocols is None
     assert c.method == "logits"
     assert c.swap is False

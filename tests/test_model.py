@@ -122,7 +122,7 @@ def test_pair_probabilities_by_hand(rm, world):
     n = next(i for i in range(len(a)) if a[i] != b[i])  # first differing token
     assert a[:n] == b[:n] and tie[0] != a[0]
     proto = rm.protocols.get("qwen", "image_generation", "pair_rank")
-    enc = rm._collate([rm._encode(item, proto, {})], [a[:n]])
+    enc = rm.collate([rm.encode_item(item, proto, {})], [a[:n]])
     with torch.inference_mode():
         logits = rm.model(**enc).logits[0].float().softmax(-1)
     L = logits.shape[0]

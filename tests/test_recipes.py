@@ -14,7 +14,7 @@ RECIPES = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.yam
 
 def test_there_is_a_recipe_per_task_and_kind():
     specs = [load_spec(p) for p in RECIPES]
-    assert {s.kind for s in specs} == {"curate", "score", "train_reward", "dpo"}
+    assert {s.kind for s in specs} == {"curate", "score", "eval", "train_reward", "dpo"}
     assert {s.policy for s in specs if s.kind == "dpo"} == {"vlm", "diffusion_image", "diffusion_video"}
     curated = {
         Path(s.input if isinstance(s.input, str) else s.input[0]).name.split(".")[0]

@@ -36,7 +36,7 @@ def test_the_training_input_is_the_judging_input_plus_the_target(tiny_judge_dir,
     protocol = REG.get(rm.family, item.task, "pair_rank")
     ex = from_preference(item, protocol, label)
     enc = sft.encode(rm, ex)
-    judged = rm._encode(item, protocol, {})
+    judged = rm.encode_item(item, protocol, {})
     assert torch.equal(enc["input_ids"], judged["input_ids"])
     other, other_label = pairs[1]
     batch = sft.collate(rm, [enc, sft.encode(rm, from_preference(other, protocol, other_label))])

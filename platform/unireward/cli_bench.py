@@ -167,3 +167,67 @@ def serve(
             + ", ".join(f"{c}: {v:.2f}x" for c, v in r["speedup_batched_vs_bs1"].items())
         ],
     )
+
+
+@app.command("eval")
+def eval_(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    small: int = typer.Option(100, help="pairs in the small copy (also the throughput comparison)"),
+    large: int = typer.Option(1000, help="pairs in the large copy (the driver's memory beside the small one's)"),
+    size: str = typer.Option("nano", help="tiny judge size"),
+) -> None:
+    """Benchmark evaluation: Ray Data (1 judge actor) against an in-process loop, and the driver's
+    peak memory for a small and a large GenAI-Bench-layout copy."""
+    quiet_libraries()
+    from .bench import bench_eval
+
+    r = bench_eval(n_small=small, n_large=large, size=size, log=progress_log(as_json))
+    emit(
+        r,
+        as_json,
+        lambda r: [
+            f"\nloop {r['loop_pairs_per_s']:.2f} pairs/s, ray (1 actor) {r['ray_1_actor_pairs_per_s']:.2f} pairs/s: "
+            f"{r['ray_1_actor_vs_loop']:.2f}x",
+            "driver peak memory: "
+            + ", ".join(f"{n} pairs {mb:.0f} MB" for n, mb in r["driver_peak_rss_mb"].items())
+            + f" ({r['driver_memory_ratio']:.2f}x)",
+            json.dumps(r["setup"]),
+        ],
+    )
+
+
+@app.command("rewards")
+def rewards(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    group_size: Optional[list[int]] = typer.Option(None, help="group sizes G (default 8 16)"),
+    groups: int = typer.Option(8, help="groups per size and route"),
+    concurrency: int = typer.Option(4, help="requests in flight, the same on both routes"),
+    size: str = typer.Option("small", help="tiny judge size (ignored with --model)"),
+    model: Optional[str] = typer.Option(None, help="a judge checkpoint folder instead of a tiny one"),
+) -> None:
+    """Group rewards for RL: /v1/rewards against the same judgments as /v1/judge requests, and
+    pointwise against pairwise cost per group."""
+    quiet_libraries()
+    from .bench import bench_rewards
+
+    r = bench_rewards(
+        group_sizes=tuple(group_size or (8, 16)),
+        n_groups=groups,
+        concurrency=concurrency,
+        size=size,
+        judge=model,
+        log=progress_log(as_json),
+    )
+    emit(
+        r,
+        as_json,
+        lambda r: [
+            "groups/s of /v1/rewards over /v1/judge: "
+            + ", ".join(f"G={g}: {v:.2f}x" for g, v in r["speedup_rewards_vs_judge"].items()),
+            "pointwise: "
+            + ", ".join(
+                f"G={g}: {x['pointwise_vs_pairwise_groups_per_s']:.2f}x more groups/s than pairwise"
+                for g, x in r["results"].items()
+            ),
+        ],
+    )

@@ -253,7 +253,10 @@ class ServeConfig(_Strict):
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="dynamic batching: wait this long to fill a batch")
     max_body_mb: float = Field(32, gt=0, description="larger request bodies get 413")
     max_items_per_request: PositiveInt = Field(64, description="items in one /v1/judge/batch request")
-    max_images_per_request: PositiveInt = Field(32, description="images (video frames count) in one request")
+    max_images_per_request: PositiveInt = Field(
+        32, description="images (video frames count) in one request; on /v1/rewards, in one judged item"
+    )
+    max_group: int = Field(32, ge=2, description="/v1/rewards: most candidates in one group")
     max_pending: PositiveInt = Field(256, description="requests in flight per replica before 429")
     request_timeout_s: float = Field(60, gt=0, description="a request waiting longer gets 503")
     max_new_tokens_limit: PositiveInt = Field(

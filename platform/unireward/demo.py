@@ -1,7 +1,8 @@
 """`unireward demo`: the product's main job end to end on the embedded default (CPU, tiny models,
 synthetic data): build the tiny judge, synthesize the world (with a few damaged files), judge the
 pools of all four tasks with both methods, train the judge (Ray Train + DeepSpeed), curate with it
-(Ray Data), align a policy with DPO on what it curated, and serve it (Ray Serve).
+(Ray Data), align a policy with DPO on what it curated, and serve it (Ray Serve), where a few
+GRPO steps (TRL) take their rewards from it.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def run_demo(
     trained_dir = Path(trained["final"])
     curation = _curate(trained_dir, summary, work / "curate", console)
     aligned = _align(judge_dir, curation, work / "train_world", work, console, seed)
-    served = _serve(trained_dir, summary, console)
+    served = _serve(trained_dir, summary, console, policy=judge_dir, work=work, seed=seed)
 
     out = dict(
         judge=str(judge_dir),
@@ -441,8 +442,9 @@ def _align(
     return dict(pairs=dict(judge_curated=n_judged, ground_truth=sum(f["rows"] for f in truth.values())), runs=runs)
 
 
-def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
-    """Step 6: the reward endpoint on Ray Serve (local), a few items scored over HTTP, shut down."""
+def _serve(judge_dir: Path, world, console, policy: Path, work: Path, seed: int) -> dict[str, Any]:
+    """Step 9: the reward endpoint on Ray Serve (local): a few pairs scored over HTTP, one group
+    rewarded, and GRPO steps (TRL) of the tiny policy taking their rewards from it; shut down."""
     from .judge.records import read_items
     from .serve import local
     from .serve.client import RewardClient
@@ -462,19 +464,97 @@ def _serve(judge_dir: Path, world, console) -> dict[str, Any]:
             t = time.time()
             judged = client.judge_batch(items, swap=True)
             seconds = time.time() - t
+            for it, j in zip(items, judged):
+                verdict = (
+                    f"{j.verdict} (P={max(j.probs.values()):.3f}, orders agree: {j.agreement})" if j.ok else j.reason
+                )
+                console.print(f"  {str(it.task):20s} {it.id:26s} {j.status.value:13s} {verdict}")
+            console.print(f"  {len(items)} pairs over HTTP in {seconds:.2f} s")
+            group = _group(client, world, console)
+        rl = _grpo(url, policy, world, work, console, seed)
     finally:
         local.stop()
-    for it, j in zip(items, judged):
-        verdict = f"{j.verdict} (P={max(j.probs.values()):.3f}, orders agree: {j.agreement})" if j.ok else j.reason
-        console.print(f"  {str(it.task):20s} {it.id:26s} {j.status.value:13s} {verdict}")
     console.print(
-        f"  {len(items)} pairs over HTTP in {seconds:.2f} s; the endpoint is shut down. "
-        f"Run it yourself: `unireward serve --model {judge_dir}` (docs at /docs)."
+        f"  The endpoint is shut down. Run it yourself: `unireward serve --model {judge_dir}` (docs at /docs)."
     )
     return dict(
         url=url,
         items=len(items),
         statuses={s: sum(j.status.value == s for j in judged) for s in {j.status.value for j in judged}},
+        group=group,
+        grpo=rl,
+    )
+
+
+def _group(client, world, console) -> dict[str, Any]:
+    """One group of answers rewarded in one /v1/rewards request (pairwise win rates, both orders)."""
+    from .io import schema
+    from .judge.records import resolve_row
+
+    row = resolve_row(
+        schema.read_parquet(world.pools["image_understanding"])[0], schema.parent(world.pools["image_understanding"])
+    )
+    answers = [c["text"] for c in row["candidates"]]
+    res = client.rewards("image_understanding", row["prompt"], answers, context=row["context"])
+    console.print(
+        f"  /v1/rewards, one group of {len(answers)} answers to {row['prompt']!r} (pairwise win rate, both orders):"
+    )
+    for c, r in zip(row["candidates"], res.rewards):
+        console.print(f"    {_f(r)}  (ground truth {c['gt_score']:.1f})  {c['text']}")
+    d = res.details
+    console.print(
+        f"    {d['judgments']} judgments in one request, {d['latency_s']:.2f} s; swap agreement {_f(d.get('swap_agreement'))}"
+    )
+    return dict(rewards=res.rewards, gt=[c["gt_score"] for c in row["candidates"]], details=d)
+
+
+# The demo's GRPO run: a few steps of the untrained tiny policy, enough to show the loop working
+DEMO_GRPO = dict(steps=3, generations=4, max_completion_length=12, lr=1e-4)
+
+
+def _grpo(url: str, policy: Path, world, work: Path, console, seed: int) -> dict[str, Any]:
+    """TRL's GRPOTrainer on the tiny VLM (image questions from the world), rewards from the endpoint."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .integrations.trl import RewardFunction, grpo_dataset
+
+    g = DEMO_GRPO
+    ds, _ = grpo_dataset(world.pools["image_understanding"])
+    reward = RewardFunction(url, "image_understanding", "pairwise_winrate")
+    args = GRPOConfig(
+        output_dir=str(work / "grpo"),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        max_steps=g["steps"],
+        per_device_train_batch_size=g["generations"],
+        num_generations=g["generations"],
+        max_completion_length=g["max_completion_length"],
+        learning_rate=g["lr"],
+        logging_steps=1,
+        save_strategy="no",
+        seed=seed,
+        disable_tqdm=True,
+    )
+    t = time.time()
+    trainer = GRPOTrainer(
+        model=AutoModelForImageTextToText.from_pretrained(policy),
+        reward_funcs=reward,
+        args=args,
+        train_dataset=ds,
+        processing_class=AutoProcessor.from_pretrained(policy, padding_side="left"),
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "reward" in h and "reward_std" in h]
+    steps = [dict(step=h.get("step"), reward=h["reward"], reward_std=h["reward_std"]) for h in logs]
+    console.print(
+        f"  GRPO (TRL) on the tiny policy, {g['steps']} steps x {g['generations']} samples, rewards from /v1/rewards: "
+        + ", ".join(f"step {s['step']}: mean {s['reward']:.2f} (std {s['reward_std']:.2f})" for s in steps)
+        + f"; {reward.stats['groups']} groups, {reward.stats['nulls']} null rewards, {time.time() - t:.0f} s"
+    )
+    return dict(
+        steps=steps, groups=reward.stats["groups"], nulls=reward.stats["nulls"], seconds=round(time.time() - t, 1)
     )
 
 

@@ -2,8 +2,10 @@
 (``unireward bench ...``; results and how to reproduce them in docs/BENCHMARKS.md)."""
 
 from .curate import bench_curate
+from .eval import bench_eval
 from .judge import bench_batching, bench_judge
+from .rewards import bench_rewards
 from .serve import bench_serve
 from .train import bench_train
 
-__all__ = ["bench_batching", "bench_curate", "bench_judge", "bench_serve", "bench_train"]
+__all__ = ["bench_batching", "bench_curate", "bench_eval", "bench_judge", "bench_rewards", "bench_serve", "bench_train"]

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..io.media import MediaError
+from ..judge.group import bradley_terry, p_first_better
 from ..judge.types import JudgeItem, Judgment, Mode, Status, Task
 
 JudgeFn = Callable[[list[JudgeItem], bool], list[Judgment]]
@@ -135,15 +136,6 @@ class _Pair:
 
     def final(self) -> Judgment:
         return self.rejudged if self.rejudged is not None else self.judgment
-
-
-def p_first_better(j: Judgment) -> float | None:
-    """P(the first candidate is better), ties counting half; None if the judgment is not ok."""
-    if j.status is not Status.OK:
-        return None
-    if j.probs is not None:
-        return j.probs.get("first", 0.0) + 0.5 * j.probs.get("tie", 0.0)
-    return {"first": 1.0, "second": 0.0, "tie": 0.5}.get(j.verdict)
 
 
 def _seed_for(prompt_id: str, seed: int) -> int:
@@ -449,30 +441,6 @@ def _p_from_distributions(a: Judgment, b: Judgment) -> float | None:
     pa = {float(k): v for k, v in a.distribution.items()}
     pb = {float(k): v for k, v in b.distribution.items()}
     return sum(p * q * (1.0 if x > y else 0.5 if x == y else 0.0) for x, p in pa.items() for y, q in pb.items())
-
-
-def bradley_terry(n: int, outcomes: Sequence[tuple[int, int, float]], l2: float = 0.1, iters: int = 50) -> np.ndarray:
-    """Strengths s (mean 0) maximising sum w log sigma(s_a - s_b) + (1 - w) log sigma(s_b - s_a) - l2/2 |s|^2
-    by Newton's method; ``outcomes``: (a, b, P(a beats b))."""
-    s = np.zeros(n)
-    for _ in range(iters):
-        grad = -l2 * s
-        hess = -l2 * np.eye(n)
-        for a, b, w in outcomes:
-            p = 1.0 / (1.0 + math.exp(-(s[a] - s[b])))
-            g = w - p
-            grad[a] += g
-            grad[b] -= g
-            h = p * (1 - p)
-            hess[a, a] -= h
-            hess[b, b] -= h
-            hess[a, b] += h
-            hess[b, a] += h
-        step = np.linalg.solve(hess, grad)
-        s -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    return s - s.mean()
 
 
 def _select_bradley_terry(row, cands, plist, cfg, res) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from ..io.media import MediaError, MediaLimits, Video, load_media
 from .batching import plan_batches
 from .parsing import parse
 from .protocols import Protocol, ProtocolRegistry, chat_messages, default_registry
+from .reuse import ImageFeatureCache, deduplicate_vision
 from .trie import AnswerTrie, build_trie
 from .types import JudgeItem, Judgment, Mode, Status, Task, swap_verdict
 
@@ -120,6 +121,10 @@ class RewardModel:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model = model.to(self.device).eval()
+        # a visual shown by many items of a batch (a group's pairs, a pair's two orders) is
+        # preprocessed and encoded once
+        self._image_features = ImageFeatureCache(processor)
+        self.vision_dedup = deduplicate_vision(self.model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -285,36 +290,36 @@ class RewardModel:
         """Processor inputs of a chat's user turn (media loaded with ``limits``, by default this
         judge's) up to the assistant's turn: what the judge reads and what training appends its
         target to."""
-        media_cache = {} if media_cache is None else media_cache
+        cache = {} if media_cache is None else media_cache
         limits = limits or self.media_limits()
         visuals = []
         for src in sources:
-            key = (kind, src, limits) if isinstance(src, str) else None
-            if key is not None and key in media_cache:
-                visuals.append(media_cache[key])
-                continue
-            v = load_media(src, kind, limits)
-            if key is not None:
-                media_cache[key] = v
-            visuals.append(v)
-        return self._process(messages, visuals)
+            # a file by its reference, an in-memory visual by identity (the caller keeps it alive)
+            key = ("media", kind, src if isinstance(src, str) else id(src), limits)
+            if key not in cache:
+                cache[key] = (src, load_media(src, kind, limits))
+            visuals.append(cache[key][1])
+        return self._process(messages, visuals, media_cache)
 
-    def _process(self, messages: list[dict[str, Any]], visuals: Sequence[Any]) -> dict[str, Any]:
+    def _process(
+        self, messages: list[dict[str, Any]], visuals: Sequence[Any], cache: dict | None = None
+    ) -> dict[str, Any]:
         """The processor's inputs for a chat up to the assistant's turn and its visuals in order
-        (PIL images and/or Videos; video frames are given as decoded, never resampled)."""
+        (PIL images and/or Videos; video frames are given as decoded, never resampled). With a
+        ``cache`` (one judge call's), each image is preprocessed once however many chats show it."""
         messages, visuals = expand_frames(messages, visuals)
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         images = [v for v in visuals if not isinstance(v, Video)]
         videos = [v for v in visuals if isinstance(v, Video)]
         kwargs: dict[str, Any] = {}
-        if images:
-            kwargs["images"] = images
         if videos:
             kwargs.update(
                 videos=[v.processor_input() for v in videos],
                 video_metadata=[v.metadata() for v in videos],
                 do_sample_frames=False,
             )
+        if images:
+            return self._image_features(cache, [text], images, return_tensors="pt", **kwargs)
         return dict(self.processor(text=[text], return_tensors="pt", **kwargs))
 
     def collate(self, encs: list[dict[str, Any]], suffixes: list[Sequence[int]] | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..io import media as media_io
+from ..judge.group import GroupPlan, plan_group
 from ..judge.types import JudgeItem, Judgment, Mode, Task
 
 MediaRef = Union[str, list[str]]
@@ -54,6 +55,65 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[JudgeRequest] = Field(..., min_length=1)
+
+
+MAX_ANSWER_CHARS = 32_000
+
+
+class RewardsRequest(BaseModel):
+    """One group of G candidates for the same prompt (an RL policy's samples) to reward."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    prompt: str = Field(..., min_length=1, max_length=32_000, description="caption or question")
+    candidates: list[MediaRef] = Field(
+        ...,
+        min_length=2,
+        description="the group: media for generation and editing tasks, answer texts for understanding tasks "
+        "(at most the endpoint's max_group)",
+    )
+    context: MediaRef | None = Field(None, description="understanding and editing tasks: the image or video")
+    scheme: Literal["pairwise_winrate", "pointwise", "bradley_terry"] = "pairwise_winrate"
+    swap: bool = Field(True, description="pair schemes: judge every pair in both orders")
+    method: Literal["logits", "generate"] = "logits"
+    id: str | None = Field(None, max_length=256)
+    timeout_s: float | None = Field(None, gt=0, description="give up (503) after this long; at most the server's")
+
+
+class CandidateDetail(BaseModel):
+    reason: str | None = Field(None, description="why this candidate has no reward (null reward)")
+    duplicate_of: int | None = Field(None, description="the index of the identical candidate it shares its reward with")
+    wins: int | None = None
+    losses: int | None = None
+    ties: int | None = None
+    unparsed: int | None = None
+    failed: int | None = None
+    comparisons: int | None = None
+    score: float | None = Field(None, description="pointwise: the score on the protocol's scale")
+    note: str | None = None
+
+
+class GroupDetails(BaseModel):
+    candidates: list[CandidateDetail]
+    valid: int
+    invalid: int
+    duplicates: int = Field(..., description="valid candidates identical to an earlier one (judged once)")
+    judgments: int = Field(..., description="judgments the model made for this group")
+    ties: int
+    unparsed: int
+    failed: int
+    swap_agreement: float | None = Field(None, description="share of pairs whose two orders agree")
+    used: int | None = Field(None, description="bradley_terry: pair judgments in the fit")
+    latency_s: float
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+class RewardsResponse(BaseModel):
+    id: str | None = None
+    scheme: str
+    rewards: list[float | None]
+    details: GroupDetails
 
 
 class JudgmentOut(BaseModel):
@@ -292,6 +352,74 @@ def to_item(req: JudgeRequest, policy: MediaPolicy) -> JudgeItem:
     if problem:
         raise APIError(400, problem)
     return item
+
+
+def _candidate_key(ref: Any) -> Any:
+    return tuple(ref) if isinstance(ref, list) else ref
+
+
+def to_group(req: RewardsRequest, policy: MediaPolicy) -> tuple[GroupPlan, list[JudgeItem]]:
+    """The group's plan and the items to judge. Each candidate's media is decoded once and shared by
+    the items it is in; a candidate that cannot be used gets its reason (and a null reward). Raises
+    APIError for requests the endpoint refuses as a whole."""
+    task = Task(req.task)
+    kind = task.media_kind
+    if not task.has_context and req.context is not None:
+        raise APIError(400, "generation tasks take no context: the candidates are the visuals")
+    if task.has_context and req.context is None:
+        what = "image to edit" if task is Task.IMAGE_EDITING else f"{kind} the question is about"
+        raise APIError(400, f"{task.value} needs the {what} (context)")
+    context = None
+    if task.has_context:
+        context = policy.load(req.context, kind)
+        if isinstance(context, media_io.MediaError):
+            raise APIError(400, f"context media could not be used: {context.code}: {context.reason}")
+    per_item = 2 if req.scheme != "pointwise" else 1
+    room = policy.max_images - policy.count(req.context) if task.has_context else policy.max_images
+    values: list[Any] = []
+    reasons: list[str | None] = []
+    for c in req.candidates:
+        value, reason = None, None
+        if task.is_generation:
+            n = policy.count(c)
+            if n * per_item > room:
+                reason = f"{n} images (video frames count): a judged item holds at most {policy.max_images}"
+            else:
+                try:
+                    value = policy.load(c, kind)
+                except APIError as e:
+                    reason = e.message
+                if isinstance(value, media_io.MediaError):
+                    value, reason = None, f"{value.code}: {value.reason}"
+        elif not isinstance(c, str):
+            reason = "understanding candidates are answer texts"
+        elif not c.strip():
+            reason = "empty answer"
+        elif len(c) > MAX_ANSWER_CHARS:
+            reason = f"answer of {len(c)} characters; at most {MAX_ANSWER_CHARS}"
+        else:
+            value = c
+        values.append(value)
+        reasons.append(reason)
+    if all(r is not None for r in reasons):
+        raise APIError(
+            400, "no candidate of the group can be judged: " + "; ".join(f"{i}: {r}" for i, r in enumerate(reasons))
+        )
+    plan = plan_group(req.scheme, [_candidate_key(c) for c in req.candidates], reasons, req.swap)
+    mode = Mode.POINT_SCORE if req.scheme == "pointwise" else Mode.PAIR_RANK
+    base = req.id or "group"
+    items = [
+        JudgeItem(
+            task,
+            req.prompt,
+            [values[k] for k in job],
+            context=context,
+            mode=mode,
+            id=f"{base}:{'-'.join(map(str, job))}",
+        )
+        for job in plan.jobs
+    ]
+    return plan, items
 
 
 def media_errors(item: JudgeItem) -> list[str]:

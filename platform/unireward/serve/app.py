@@ -2,8 +2,9 @@
 per replica, batches concurrent requests dynamically (``@serve.batch``) and autoscales on ongoing
 requests. Deploy with ``serve deploy serve/reward.yaml`` or run locally with ``unireward serve``.
 
-Routes: POST /v1/judge, POST /v1/judge/batch, POST /v1/chat/completions (OpenAI-compatible,
-generate method), GET /v1/models, /healthz, /readyz, and FastAPI's /docs and /openapi.json.
+Routes: POST /v1/judge, POST /v1/judge/batch, POST /v1/rewards (one reward per candidate of a
+group, for RL), POST /v1/chat/completions (OpenAI-compatible, generate method), GET /v1/models,
+/healthz, /readyz, and FastAPI's /docs and /openapi.json.
 Errors are JSON ({"error": {"message", "type", "code"}}): 400 bad request or media, 401 missing or
 wrong bearer token, 413 body too large, 422 schema violation, 429 too many requests in flight on
 this replica, 503 timed out or not ready.
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import ServeConfig
 from ..judge.backends import make_judge
+from ..judge.group import group_rewards
 from ..judge.types import JudgeItem, Judgment, Status
 from .api import (
     APIError,
@@ -38,8 +40,11 @@ from .api import (
     MediaPolicy,
     ModelCard,
     ModelList,
+    RewardsRequest,
+    RewardsResponse,
     media_errors,
     to_chat,
+    to_group,
     to_item,
 )
 
@@ -220,6 +225,21 @@ def make_deployment(cfg: ServeConfig):
             self.m_items = metrics.Counter(
                 "unireward_judgments", "judgments by task and status", tag_keys=("task", "status")
             )
+            self.m_group = metrics.Histogram(
+                "unireward_group_size",
+                "candidates per /v1/rewards group",
+                boundaries=[2, 4, 8, 16, 32, 64],
+                tag_keys=("scheme",),
+            )
+            self.m_group_latency = metrics.Histogram(
+                "unireward_group_latency_s",
+                "/v1/rewards latency per group (s)",
+                boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+                tag_keys=("scheme",),
+            )
+            self.m_null = metrics.Counter(
+                "unireward_null_rewards", "candidates given a null reward", tag_keys=("scheme",)
+            )
 
         # ---------------------------------------------------------------- plumbing
         async def _admit(self, route: str, work, timeout_s: float | None = None):
@@ -305,6 +325,33 @@ def make_deployment(cfg: ServeConfig):
             timeouts = [r.timeout_s for r in req.items if r.timeout_s]
             return await self._admit("judge_batch", work(), min(timeouts) if timeouts else None)
 
+        @api.post("/v1/rewards", response_model=RewardsResponse, response_model_exclude_none=True, dependencies=[auth])
+        async def rewards(self, req: RewardsRequest) -> RewardsResponse:
+            if len(req.candidates) > self.cfg.max_group:
+                raise APIError(400, f"{len(req.candidates)} candidates; at most {self.cfg.max_group} per group")
+
+            async def work():
+                t0 = time.perf_counter()
+                plan, items = await asyncio.to_thread(to_group, req, self.policy)
+                # the whole group enters the dynamic batcher at once (one model call per batch, not per pair)
+                js = await asyncio.gather(*(self._judge_many((it, req.method, False)) for it in items))
+                if js and all(j.status is Status.INVALID_INPUT for j in js):
+                    raise APIError(400, f"the judge cannot judge this group: {js[0].reason}")
+                rewards, details = group_rewards(plan, js)
+                latency = time.perf_counter() - t0
+                tags = {"scheme": req.scheme}
+                self.m_group.observe(len(req.candidates), tags=tags)
+                self.m_group_latency.observe(latency, tags=tags)
+                nulls = sum(r is None for r in rewards)
+                if nulls:
+                    self.m_null.inc(nulls, tags=tags)
+                prov = dict(js[0].provenance) if js else {}
+                prov.pop("swap", None)
+                details.update(latency_s=round(latency, 4), provenance=prov)
+                return RewardsResponse(id=req.id, scheme=req.scheme, rewards=rewards, details=details)
+
+            return await self._admit("rewards", work(), req.timeout_s)
+
         @api.post(
             "/v1/chat/completions", response_model=ChatResponse, response_model_exclude_none=True, dependencies=[auth]
         )
@@ -348,6 +395,7 @@ def make_deployment(cfg: ServeConfig):
                     "limits": dict(
                         max_items_per_request=self.cfg.max_items_per_request,
                         max_images_per_request=self.cfg.max_images_per_request,
+                        max_group=self.cfg.max_group,
                         max_body_mb=self.cfg.max_body_mb,
                         max_pending=self.cfg.max_pending,
                         request_timeout_s=self.cfg.request_timeout_s,

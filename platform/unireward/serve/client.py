@@ -10,6 +10,7 @@ lists of frames; ``s3://`` URIs are passed through (the endpoint must allow the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import mimetypes
 import os
 import random
@@ -72,6 +73,83 @@ def item_payload(item: JudgeItem, method: str, swap: bool, timeout_s: float | No
     if timeout_s:
         body["timeout_s"] = timeout_s
     return body
+
+
+@dataclasses.dataclass
+class GroupRewards:
+    """The answer of ``/v1/rewards``: one reward per candidate (None with a reason in
+    ``details["candidates"][i]["reason"]``), the scheme and the group's details."""
+
+    rewards: list[float | None]
+    scheme: str
+    details: dict[str, Any]
+
+    @property
+    def reasons(self) -> list[str | None]:
+        return [c.get("reason") for c in self.details.get("candidates", [])]
+
+
+def rewards_payload(
+    task: str | Task,
+    prompt: str,
+    candidates: Sequence[Any],
+    scheme: str = "pairwise_winrate",
+    context: Any = None,
+    swap: bool = True,
+    method: str = "logits",
+    timeout_s: float | None = None,
+    id: str | None = None,
+) -> tuple[dict[str, Any], dict[int, str]]:
+    """The request body of a group, and the reasons of candidates that cannot be sent (unreadable
+    local media): those stay out of the request and get a null reward with their reason."""
+    task = Task(task)
+    kind = task.media_kind
+    cands, unsent = [], {}
+    for k, c in enumerate(candidates):
+        if not task.is_generation:
+            cands.append(c)
+            continue
+        try:
+            cands.append(encode_media(c, kind))
+        except media_io.MediaError as e:
+            unsent[k] = f"{e.code}: {e.reason}"
+    body: dict[str, Any] = dict(
+        task=task.value, prompt=prompt, candidates=cands, scheme=scheme, swap=swap, method=method
+    )
+    if context is not None:
+        body["context"] = encode_media(context, kind)
+    if timeout_s:
+        body["timeout_s"] = timeout_s
+    if id is not None:
+        body["id"] = id
+    return body, unsent
+
+
+def group_from_json(d: dict[str, Any] | None, n: int, unsent: dict[int, str], scheme: str) -> GroupRewards:
+    """The endpoint's answer with the unsent candidates put back in their places (null, with reason)."""
+    sent = [k for k in range(n) if k not in unsent]
+    rewards: list[float | None] = [None] * n
+    details = dict(d["details"]) if d else dict(candidates=[{} for _ in sent])
+    per = list(details.get("candidates") or [{} for _ in sent])
+    cands: list[dict[str, Any]] = [dict(reason=unsent[k]) if k in unsent else {} for k in range(n)]
+    for k, r, c in zip(sent, d["rewards"] if d else [None] * len(sent), per):
+        rewards[k] = r
+        c = dict(c)
+        if c.get("duplicate_of") is not None:
+            c["duplicate_of"] = sent[c["duplicate_of"]]
+        cands[k] = c
+    details["candidates"] = cands
+    if unsent:
+        details["unsent"] = len(unsent)
+    return GroupRewards(rewards, d["scheme"] if d else scheme, details)
+
+
+def _too_few(n: int, unsent: dict[int, str], scheme: str) -> GroupRewards | None:
+    """A group with fewer than two sendable candidates is answered here (all null, with reasons)."""
+    if n - len(unsent) >= 2:
+        return None
+    reasons = {k: unsent.get(k, "fewer than two candidates of the group could be sent") for k in range(n)}
+    return group_from_json(None, n, reasons, scheme)
 
 
 def judgment_from_json(d: dict[str, Any]) -> Judgment:
@@ -150,6 +228,22 @@ def _connection_failed(e: Exception, attempt: int, max_retries: int, base: float
     return _backoff(attempt, base, None)
 
 
+def _remaining(end: float | None) -> float | None:
+    """Seconds left before the deadline ``end`` (monotonic), None without one."""
+    if end is None:
+        return None
+    return max(end - time.monotonic(), 0.001)
+
+
+def _within(end: float | None, delay: float, last: Any) -> float:
+    """``delay`` if retrying after it still fits before the deadline; else EndpointError."""
+    if end is not None and time.monotonic() + delay >= end:
+        if isinstance(last, Exception):
+            raise EndpointError(None, f"deadline passed; last error: {type(last).__name__}: {last}")
+        raise EndpointError(last.status_code, f"deadline passed; last answer: {_error_message(last)}")
+    return delay
+
+
 def _backoff(attempt: int, base: float, retry_after: str | None) -> float:
     if retry_after:
         try:
@@ -202,17 +296,21 @@ class RewardClient:
     def __exit__(self, *exc):
         self.close()
 
-    def request(self, method: str, path: str, json: Any = None) -> Any:
+    def request(self, method: str, path: str, json: Any = None, deadline_s: float | None = None) -> Any:
+        """One request with retries; ``deadline_s``: give up (EndpointError) once this many seconds
+        have passed, however many retries are left."""
+        end = time.monotonic() + deadline_s if deadline_s else None
         for attempt in range(self.max_retries + 1):
+            timeout = _remaining(end)
             try:
-                resp = self._http.request(method, path, json=json)
+                resp = self._http.request(method, path, json=json, **({"timeout": timeout} if end else {}))
             except CONNECTION_ERRORS as e:
-                time.sleep(_connection_failed(e, attempt, self.max_retries, self.backoff_s))
+                time.sleep(_within(end, _connection_failed(e, attempt, self.max_retries, self.backoff_s), e))
                 continue
             delay = _retry_delay(resp, attempt, self.max_retries, self.backoff_s)
             if delay is None:
                 return resp.json()
-            time.sleep(delay)
+            time.sleep(_within(end, delay, resp))
         raise AssertionError("unreachable")
 
     def health(self) -> bool:
@@ -259,6 +357,27 @@ class RewardClient:
     def chat(self, messages: list[dict[str, Any]], model: str = "UnifiedReward", **kwargs: Any) -> dict[str, Any]:
         return self.request("POST", "/v1/chat/completions", dict(model=model, messages=messages, **kwargs))
 
+    def rewards(
+        self,
+        task: str | Task,
+        prompt: str,
+        candidates: Sequence[Any],
+        scheme: str = "pairwise_winrate",
+        context: Any = None,
+        swap: bool = True,
+        method: str = "logits",
+        timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        id: str | None = None,
+    ) -> GroupRewards:
+        """One reward per candidate of a group (``/v1/rewards``): media as paths, bytes, PIL images
+        or decoded videos for generation tasks, answer texts for understanding tasks."""
+        body, unsent = rewards_payload(task, prompt, candidates, scheme, context, swap, method, timeout_s, id)
+        few = _too_few(len(candidates), unsent, scheme)
+        if few is not None:
+            return few
+        return group_from_json(self.request("POST", "/v1/rewards", body, deadline_s), len(candidates), unsent, scheme)
+
 
 class AsyncRewardClient:
     """Asynchronous client with the same behaviour; ``max_concurrency`` requests in flight at most."""
@@ -293,19 +412,43 @@ class AsyncRewardClient:
     async def __aexit__(self, *exc):
         await self.aclose()
 
-    async def request(self, method: str, path: str, json: Any = None) -> Any:
+    async def request(self, method: str, path: str, json: Any = None, deadline_s: float | None = None) -> Any:
+        end = time.monotonic() + deadline_s if deadline_s else None
         async with self._sem:
             for attempt in range(self.max_retries + 1):
+                timeout = _remaining(end)
                 try:
-                    resp = await self._http.request(method, path, json=json)
+                    resp = await self._http.request(method, path, json=json, **({"timeout": timeout} if end else {}))
                 except CONNECTION_ERRORS as e:
-                    await asyncio.sleep(_connection_failed(e, attempt, self.max_retries, self.backoff_s))
+                    delay = _connection_failed(e, attempt, self.max_retries, self.backoff_s)
+                    await asyncio.sleep(_within(end, delay, e))
                     continue
                 delay = _retry_delay(resp, attempt, self.max_retries, self.backoff_s)
                 if delay is None:
                     return resp.json()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(_within(end, delay, resp))
         raise AssertionError("unreachable")
+
+    async def rewards(
+        self,
+        task: str | Task,
+        prompt: str,
+        candidates: Sequence[Any],
+        scheme: str = "pairwise_winrate",
+        context: Any = None,
+        swap: bool = True,
+        method: str = "logits",
+        timeout_s: float | None = None,
+        deadline_s: float | None = None,
+        id: str | None = None,
+    ) -> GroupRewards:
+        """As ``RewardClient.rewards``."""
+        body, unsent = rewards_payload(task, prompt, candidates, scheme, context, swap, method, timeout_s, id)
+        few = _too_few(len(candidates), unsent, scheme)
+        if few is not None:
+            return few
+        answer = await self.request("POST", "/v1/rewards", body, deadline_s)
+        return group_from_json(answer, len(candidates), unsent, scheme)
 
     async def judge(self, item: JudgeItem, method: str = "logits", swap: bool = False) -> Judgment:
         try:
