@@ -81,3 +81,19 @@ def test_each_image_is_preprocessed_once_per_call(tiny_judge_dir):
         rm.encode_item(it, proto, cache)
     assert sum(1 for k in cache if k[0] == "image-features") == 4
     assert sum(1 for k in cache if k[0] == "media") == 4
+
+
+def test_a_preprocessing_pool_gives_the_same_judgments(tiny_judge_dir, world):
+    from unireward.judge.records import read_items
+
+    items = (
+        _group_items(4)
+        + read_items(world.items["image_understanding"])[0]
+        + read_items(world.items["video_generation"])[0]
+    )
+    one = RewardModel(tiny_judge_dir, preprocess_workers=1).judge(items, swap=True)
+    pool = RewardModel(tiny_judge_dir, preprocess_workers=3).judge(items, swap=True)
+    assert [j.status for j in one] == [j.status for j in pool]
+    for a, b in zip(one, pool):
+        assert a.verdict == b.verdict and a.score_norm == b.score_norm
+        assert (a.probs or {}) == pytest.approx(b.probs or {}, abs=1e-6)

@@ -26,8 +26,15 @@ def judge(
     repeats: int = typer.Option(3, help="timed runs per method (median)"),
     device: Optional[str] = typer.Option(None),
     dtype: Optional[str] = typer.Option(None),
+    stages: Optional[bool] = typer.Option(
+        None, "--stages/--no-stages", help="time per stage, FLOPs and TFLOP/s (default: on for real shapes)"
+    ),
+    video_frames: int = typer.Option(8, help="stages: frames per video of the video pairs"),
+    video_size: int = typer.Option(336, help="stages: video frame side in pixels"),
 ) -> None:
-    """One item at a time (batch 1, generate, parse) vs batched generate vs the logit method."""
+    """One item at a time (batch 1, generate, parse) vs batched generate vs the logit method; with
+    --stages, the logit method's preprocess / vision tower / language model breakdown for image and
+    video pairs, achieved TFLOP/s and the fraction of the bf16 peak."""
     quiet_libraries()
     from .bench import bench_judge
 
@@ -40,6 +47,9 @@ def judge(
         dtype=dtype,
         batch_size=batch_size,
         repeats=repeats,
+        stages=stages,
+        video_frames=video_frames,
+        video_size=video_size,
         log=progress_log(as_json),
     )
     emit(
@@ -48,6 +58,12 @@ def judge(
         lambda r: [
             f"\n{'method':28s} {'pairs/s':>10s} {'vs one at a time':>17s}",
             *(f"{k:28s} {v:10.2f} {r['speedup_vs_one_at_a_time'][k]:16.2f}x" for k, v in r["pairs_per_s"].items()),
+            *(
+                f"{kind}: {s['pairs_per_s_device']:.2f} pairs/s on the device, {s['achieved_tflops']:.2f} TFLOP/s; "
+                f"vision {s['share_of_forward']['vision_tower']:.0%} of the forward; preprocess "
+                f"{s['seconds']['preprocess'] / s['pairs'] * 1e3:.1f} ms per pair"
+                for kind, s in (r.get("stages") or {}).items()
+            ),
             json.dumps(r["setup"]),
         ],
     )
@@ -229,5 +245,39 @@ def rewards(
                 f"G={g}: {x['pointwise_vs_pairwise_groups_per_s']:.2f}x more groups/s than pairwise"
                 for g, x in r["results"].items()
             ),
+        ],
+    )
+
+
+@app.command("vision")
+def vision(
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    depth: int = typer.Option(4, help="vision blocks (the 7B tower has 32; the ratio is per block)"),
+    images: int = typer.Option(4, help="images per forward"),
+    image_size: int = typer.Option(448, help="image side in pixels"),
+    video_frames: int = typer.Option(0, help="also a video of this many frames at 336x336"),
+    repeats: int = typer.Option(3, help="timed forwards per path (median)"),
+    device: Optional[str] = typer.Option(None),
+) -> None:
+    """The vision tower: batched span attention against the per-window loop (7B vision configuration)."""
+    quiet_libraries()
+    from .bench import bench_vision
+
+    r = bench_vision(
+        depth=depth,
+        images=images,
+        image_size=image_size,
+        video_frames=video_frames,
+        device=device,
+        repeats=repeats,
+        log=progress_log(as_json),
+    )
+    emit(
+        r,
+        as_json,
+        lambda r: [
+            f"per-window loop {r['seconds_per_forward']['loop']:.3f} s, batched {r['seconds_per_forward']['batched']:.3f} s"
+            f" per forward: {r['speedup_batched_vs_loop']:.2f}x (max abs difference {r['max_abs_diff']:.2e})",
+            json.dumps(r["setup"]),
         ],
     )

@@ -7,5 +7,15 @@ from .judge import bench_batching, bench_judge
 from .rewards import bench_rewards
 from .serve import bench_serve
 from .train import bench_train
+from .vision import bench_vision
 
-__all__ = ["bench_batching", "bench_curate", "bench_eval", "bench_judge", "bench_rewards", "bench_serve", "bench_train"]
+__all__ = [
+    "bench_batching",
+    "bench_curate",
+    "bench_eval",
+    "bench_judge",
+    "bench_rewards",
+    "bench_serve",
+    "bench_train",
+    "bench_vision",
+]

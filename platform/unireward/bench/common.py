@@ -29,6 +29,35 @@ def image_pairs(n: int, size: int, seed: int):
     return items
 
 
+def video_pairs(n: int, frames: int, size: int, seed: int):
+    """``n`` video-generation pairs of two clips of ``frames`` frames at ``size`` x ``size``."""
+    import numpy as np
+    from PIL import Image
+
+    from ..io.media import Video
+    from ..judge.types import JudgeItem
+    from ..synth import world
+
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        m = world.random_motion(rng)
+        clips = [
+            Video([Image.fromarray(f) for f in world.render_motion(x, 0.0, rng, size=size, n_frames=frames)], fps=2.0)
+            for x in (m, world.perturb_motion(m, 2, rng)[0])
+        ]
+        items.append(JudgeItem("video_generation", m.caption(), clips, id=f"video-pair-{i}"))
+    return items
+
+
+# dense bf16 tensor-core peaks (TFLOP/s) of the GPUs the benchmarks are run on, by name fragment
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "L4": 121.0}
+
+
+def bf16_peak(device_name: str) -> float | None:
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in device_name), None)
+
+
 def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
     fn()  # warm-up
     sync()

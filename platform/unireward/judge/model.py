@@ -22,6 +22,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from .protocols import Protocol, ProtocolRegistry, chat_messages, default_regist
 from .reuse import ImageFeatureCache, deduplicate_vision
 from .trie import AnswerTrie, build_trie
 from .types import JudgeItem, Judgment, Mode, Status, Task, swap_verdict
+from .vision import batch_vision_attention
 
 log = logging.getLogger(__name__)
 METHODS = ("logits", "generate")
@@ -84,7 +86,11 @@ class RewardModel:
         generation_kwargs: dict[str, Any] | None = None,
         model: Any = None,
         processor: Any = None,
+        preprocess_workers: int | None = None,
     ):
+        """``preprocess_workers``: threads that decode media and run the processor for a judge call
+        (default: 4 on a GPU, where the host would otherwise keep the device waiting; 1 on a CPU,
+        where the model itself uses every core)."""
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -105,6 +111,7 @@ class RewardModel:
         self.max_batch_size = max_batch_size
         self.max_new_tokens = max_new_tokens
         self.media = media
+        self.preprocess_workers = preprocess_workers or (4 if self.device.type == "cuda" else 1)
         self.generation_kwargs = dict(generation_kwargs or {})  # extra model.generate() arguments
 
         if model is None:
@@ -125,6 +132,7 @@ class RewardModel:
         # preprocessed and encoded once
         self._image_features = ImageFeatureCache(processor)
         self.vision_dedup = deduplicate_vision(self.model)
+        self.vision_batched = batch_vision_attention(self.model)  # one attention call per span length, not per window
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.pad_id = int(self.tokenizer.pad_token_id)
@@ -173,6 +181,7 @@ class RewardModel:
         final: dict[int, Judgment] = {}
         requests: list[_Request] = []
         media_cache: dict[tuple[str, str], Any] = {}
+        checked: list[tuple[int, JudgeItem, Protocol]] = []
         for i, item in enumerate(items):
             try:
                 problem = item.problem()
@@ -184,16 +193,33 @@ class RewardModel:
             if problem or protocol is None:
                 final[i] = self._invalid(item, method, problem or "no protocol", protocol)
                 continue
+            checked.append((i, item, protocol))
+
+        def encode(job: tuple[int, JudgeItem, Protocol]) -> tuple[list[_Request], Judgment | None]:
+            i, item, protocol = job
             orders = [item, item.swapped()] if swap and protocol.mode.is_pair else [item]
             try:
-                for k, it in enumerate(orders):
-                    requests.append(_Request(i, k, protocol, self.encode_item(it, protocol, media_cache, think)))
+                return [
+                    _Request(i, k, protocol, self.encode_item(it, protocol, media_cache, think))
+                    for k, it in enumerate(orders)
+                ], None
             except MediaError as e:
-                requests = [r for r in requests if r.index != i]
-                final[i] = self._invalid(item, method, f"{e.code}: {e.reason}", protocol)
+                return [], self._invalid(item, method, f"{e.code}: {e.reason}", protocol)
             except Exception as e:
-                requests = [r for r in requests if r.index != i]
-                final[i] = self._invalid(item, method, f"preprocessing failed: {type(e).__name__}: {e}", protocol)
+                return [], self._invalid(item, method, f"preprocessing failed: {type(e).__name__}: {e}", protocol)
+
+        # media decoding and the processor run in a small thread pool (PIL, numpy and the
+        # tokenizer release the GIL for much of it); results keep the items' order
+        workers = min(self.preprocess_workers, len(checked))
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="unireward-preprocess") as pool:
+                encoded = list(pool.map(encode, checked))
+        else:
+            encoded = [encode(job) for job in checked]
+        for (i, _, _), (reqs, invalid) in zip(checked, encoded):
+            if invalid is not None:
+                final[i] = invalid
+            requests += reqs
         if method == "logits":
             for r in requests:
                 self._plan(r.protocol)  # fail early (and clearly) on a protocol this tokenizer cannot read
@@ -353,7 +379,16 @@ class RewardModel:
                 batch[key] = [x for v in vals for x in v]
             else:
                 batch[key] = vals[0]
-        return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+        return {k: self._to_device(v) for k, v in batch.items()}
+
+    def _to_device(self, v: Any) -> Any:
+        """A tensor on the judge's device: through pinned memory with a non-blocking copy on CUDA,
+        so the host goes on preparing the next batch while the copy runs."""
+        if not hasattr(v, "to"):
+            return v
+        if self.device.type == "cuda" and v.device.type == "cpu":
+            return v.pin_memory().to(self.device, non_blocking=True)
+        return v.to(self.device)
 
     # ------------------------------------------------------------------------------ running
     def _run_isolating(self, batch: list[_Request], method: str, think: bool = False) -> list[Judgment]:

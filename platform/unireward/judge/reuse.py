@@ -15,6 +15,7 @@ about one item's worth per image instead:
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from typing import Any
@@ -28,7 +29,14 @@ class ImageFeatureCache:
     def __init__(self, processor: Any):
         self.processor = processor
         self.checked: bool | None = None  # None: not yet compared with a plain call
-        self._lock = threading.Lock()
+        self._local = threading.local()  # one shallow copy of the processor per thread
+
+    def _own(self) -> Any:
+        """This thread's copy of the processor (its own ``image_processor`` attribute to swap)."""
+        proc = getattr(self._local, "processor", None)
+        if proc is None:
+            proc = self._local.processor = copy.copy(self.processor)
+        return proc
 
     def __call__(self, cache: dict | None, text: list[str], images: list[Any], **kwargs: Any) -> dict[str, Any]:
         """``processor(text=text, images=images, **kwargs)``, each image preprocessed at most once
@@ -48,12 +56,12 @@ class ImageFeatureCache:
                 {k: torch.cat([p[k] for p in parts]) for k in parts[0].keys()}, tensor_type=kw.get("return_tensors")
             )
 
-        with self._lock:  # the processor's image processor is swapped for this call only
-            self.processor.image_processor = _Delegate(inner, per_image)
-            try:
-                out = dict(self.processor(text=text, images=images, **kwargs))
-            finally:
-                self.processor.image_processor = inner
+        proc = self._own()
+        proc.image_processor = _Delegate(inner, per_image)  # this thread's copy only
+        try:
+            out = dict(proc(text=text, images=images, **kwargs))
+        finally:
+            proc.image_processor = inner
         if self.checked is None:
             plain = dict(self.processor(text=text, images=images, **kwargs))
             self.checked = plain.keys() == out.keys() and all(_same(plain[k], out[k]) for k in plain)
