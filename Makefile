@@ -7,6 +7,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # pytest options, e.g. `make test PYTEST_ARGS="-k parsing -x"`
 PYTEST_ARGS ?=
+# two pytest-xdist workers: the tests that run Ray in-process share one (they form one xdist group),
+# the two-node job cluster's tests another, the rest are spread over both (TEST_WORKERS=0: one process)
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 DEMO_DIR ?= runs/demo
 
 .PHONY: demo test test-fast lint bench install clean
@@ -25,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/unireward demo --workdir $(DEMO_DIR)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # ruff: formatting and lint (CI runs this before the tests)
 lint: $(STAMP)
@@ -34,7 +38,7 @@ lint: $(STAMP)
 
 # unit tests only (skips the slower integration tests)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/unireward bench judge

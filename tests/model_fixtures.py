@@ -41,6 +41,8 @@ def ray_local():
     import ray
 
     os.environ["RAY_metrics_report_interval_ms"] = "1000"
+    if ray.is_initialized():  # a test before this one (the demo, a run in this process) left its Ray up
+        ray.shutdown()
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _metrics_export_port=port)
     yield dict(metrics_port=port)

@@ -169,7 +169,7 @@ def test_media_config_limits():
     assert MediaConfig().limits() == MediaLimits()
 
 
-def test_judge_config_build_judges_an_item(tiny_judge_dir, world):
+def test_a_judge_config_builds_a_judge_that_judges_an_item(tiny_judge_dir, world):
     cfg = JudgeConfig(
         model=str(tiny_judge_dir),
         max_new_tokens=4,
@@ -177,8 +177,10 @@ def test_judge_config_build_judges_an_item(tiny_judge_dir, world):
         max_batch_size=2,
         media=MediaConfig(max_pixels=64 * 64),
     )
-    rm = cfg.build()
+    from unireward.judge.backends import make_judge
     from unireward.judge.model import RewardModel
+
+    rm = make_judge(cfg)
 
     assert isinstance(rm, RewardModel)
     assert rm.family == "qwen"
@@ -194,8 +196,10 @@ def test_judge_config_build_judges_an_item(tiny_judge_dir, world):
     assert sum(j.probs.values()) == pytest.approx(1.0)
 
 
-def test_judge_config_build_respects_dtype(tiny_judge_dir):
-    rm = JudgeConfig(model=str(tiny_judge_dir), dtype="float32", device="cpu").build()
+def test_a_judge_config_builds_with_its_dtype(tiny_judge_dir):
+    from unireward.judge.backends import make_judge
+
+    rm = make_judge(JudgeConfig(model=str(tiny_judge_dir), dtype="float32", device="cpu"))
     assert str(rm.dtype) == "torch.float32" and rm.device.type == "cpu"
 
 

@@ -289,7 +289,8 @@ def test_eval_end_to_end_on_ray(evaluated, name):
     for path in summary["upstream"]:
         back = benchmarks.evaluate(name, benchmarks.read_predictions(name, path, spec.data), resamples=0)
         for k, m in back["metrics"].items():
-            if k in summary["metrics"] and not k.startswith(("image_edition", "video_generation")):
+            # one file holds one config: the other configs' metrics and the cross-config average are not in it
+            if k in summary["metrics"] and not k.startswith(("image_edition", "video_generation", "leaderboard")):
                 assert (m["num"], m["den"]) == (summary["metrics"][k]["num"], summary["metrics"][k]["den"]), (path, k)
 
 

@@ -1,0 +1,106 @@
+"""Smoke test of an unpacked Ray bundle (see pack_ray.py and README.md).
+
+    python research/gpu_bench/check_bundle.py /tmp/site
+
+Asserts that `ray` is imported from the given bundle directory, starts a fresh local Ray
+(never an existing cluster: address="local", its own temp dir), runs a tiny Ray Data pipeline,
+a one-worker Ray Train TorchTrainer, a Ray Serve deployment answering one HTTP request on
+127.0.0.1, imports deepspeed and diffusers, shuts everything down and prints one JSON line per
+step. Exits non-zero at the first failure.
+"""
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def step(name, fn):
+    t = time.time()
+    out = fn()
+    print(json.dumps({"step": name, "ok": True, "s": round(time.time() - t, 1), "out": out}), flush=True)
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    bundle = os.path.realpath(sys.argv[1])
+    # a loaded 2-core machine can take over the default 60 s to start the dashboard agent
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "600000")
+    import ray
+
+    def where():
+        mods = {}
+        for name in ("ray", "pandas", "fastapi", "uvicorn", "grpc", "pydantic", "torch", "pyarrow"):
+            try:
+                mods[name] = __import__(name).__file__
+            except ImportError as e:
+                mods[name] = "MISSING: %s" % e
+        assert os.path.realpath(ray.__file__).startswith(bundle + os.sep), ray.__file__
+        return {"ray": ray.__version__, "python": sys.version.split()[0], "from": mods}
+
+    step("import", where)
+    tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
+    step("init", lambda: str(ray.init(address="local", num_cpus=1, include_dashboard=False,
+                                       _temp_dir=tmp, log_to_driver=False).address_info["gcs_address"]))
+    try:
+        step("data", lambda: ray.data.range(10).map(lambda r: r).count())
+
+        def train():
+            from ray.train import RunConfig, ScalingConfig
+            from ray.train.torch import TorchTrainer
+
+            def loop(config):
+                import torch
+                import ray.train
+                w = torch.nn.Linear(2, 1)
+                loss = w(torch.ones(4, 2)).pow(2).mean()
+                loss.backward()
+                ray.train.report({"loss": float(loss)})
+
+            res = TorchTrainer(loop, scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
+                               run_config=RunConfig(storage_path=os.path.join(tmp, "train"))).fit()
+            assert res.error is None, res.error
+            return {"metrics": res.metrics}
+
+        if os.environ.get("SKIP_TRAIN") != "1":
+            step("train", train)
+
+        def serve_one():
+            from ray import serve
+
+            @serve.deployment(ray_actor_options={"num_cpus": 0})
+            class Echo:
+                async def __call__(self, request):
+                    return {"echo": request.query_params.get("x")}
+
+            port = free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            serve.run(Echo.bind(), route_prefix="/echo")
+            body = urllib.request.urlopen("http://127.0.0.1:%d/echo?x=42" % port, timeout=60).read()
+            serve.shutdown()
+            return json.loads(body)
+
+        step("serve", serve_one)
+    finally:
+        ray.shutdown()
+
+    def libs():
+        import deepspeed
+        import diffusers
+        return {"deepspeed": deepspeed.__version__, "diffusers": diffusers.__version__,
+                "deepspeed_from": deepspeed.__file__, "diffusers_from": diffusers.__file__}
+
+    step("imports", libs)
+    print("BUNDLE CHECK PASSED", flush=True)
+
+
+if __name__ == "__main__":
+    main()
