@@ -489,16 +489,13 @@ def _serve(judge_dir: Path, world, console, policy: Path, work: Path, seed: int)
 def _group(client, world, console) -> dict[str, Any]:
     """One group of answers rewarded in one /v1/rewards request (pairwise win rates, both orders)."""
     from .io import schema
-    from .io.media import MediaError, load_image
     from .judge.records import resolve_row
 
     pool = world.pools["image_understanding"]
-    for row in (resolve_row(r, schema.parent(pool)) for r in schema.read_parquet(pool)):
-        try:  # the first question whose image is intact (the demo damages a few files on purpose)
-            load_image(row["context"])
-            break
-        except MediaError:
-            continue
+    damaged = {c["file"] for c in world.corrupted}
+    rows = schema.read_parquet(pool)
+    # the first question whose image is intact (the demo damages a few files on purpose)
+    row = resolve_row(next((r for r in rows if r["context"] not in damaged), rows[0]), schema.parent(pool))
     answers = [c["text"] for c in row["candidates"]]
     res = client.rewards("image_understanding", row["prompt"], answers, context=row["context"])
     console.print(

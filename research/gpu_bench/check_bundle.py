@@ -8,8 +8,10 @@ a one-worker Ray Train TorchTrainer, a Ray Serve deployment answering one HTTP r
 127.0.0.1, imports deepspeed and diffusers, shuts everything down and prints one JSON line per
 step. Exits non-zero at the first failure.
 """
+
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -42,14 +44,20 @@ def main():
             try:
                 mods[name] = __import__(name).__file__
             except ImportError as e:
-                mods[name] = "MISSING: %s" % e
+                mods[name] = f"MISSING: {e}"
         assert os.path.realpath(ray.__file__).startswith(bundle + os.sep), ray.__file__
         return {"ray": ray.__version__, "python": sys.version.split()[0], "from": mods}
 
     step("import", where)
     tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
-    step("init", lambda: str(ray.init(address="local", num_cpus=1, include_dashboard=False,
-                                       _temp_dir=tmp, log_to_driver=False).address_info["gcs_address"]))
+    step(
+        "init",
+        lambda: str(
+            ray.init(
+                address="local", num_cpus=1, include_dashboard=False, _temp_dir=tmp, log_to_driver=False
+            ).address_info["gcs_address"]
+        ),
+    )
     try:
         step("data", lambda: ray.data.range(10).map(lambda r: r).count())
 
@@ -58,15 +66,19 @@ def main():
             from ray.train.torch import TorchTrainer
 
             def loop(config):
-                import torch
                 import ray.train
+                import torch
+
                 w = torch.nn.Linear(2, 1)
                 loss = w(torch.ones(4, 2)).pow(2).mean()
                 loss.backward()
                 ray.train.report({"loss": float(loss)})
 
-            res = TorchTrainer(loop, scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
-                               run_config=RunConfig(storage_path=os.path.join(tmp, "train"))).fit()
+            res = TorchTrainer(
+                loop,
+                scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
+                run_config=RunConfig(storage_path=os.path.join(tmp, "train")),
+            ).fit()
             assert res.error is None, res.error
             return {"metrics": res.metrics}
 
@@ -84,19 +96,25 @@ def main():
             port = free_port()
             serve.start(http_options={"host": "127.0.0.1", "port": port})
             serve.run(Echo.bind(), route_prefix="/echo")
-            body = urllib.request.urlopen("http://127.0.0.1:%d/echo?x=42" % port, timeout=60).read()
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/echo?x=42", timeout=60).read()
             serve.shutdown()
             return json.loads(body)
 
         step("serve", serve_one)
     finally:
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def libs():
         import deepspeed
         import diffusers
-        return {"deepspeed": deepspeed.__version__, "diffusers": diffusers.__version__,
-                "deepspeed_from": deepspeed.__file__, "diffusers_from": diffusers.__file__}
+
+        return {
+            "deepspeed": deepspeed.__version__,
+            "diffusers": diffusers.__version__,
+            "deepspeed_from": deepspeed.__file__,
+            "diffusers_from": diffusers.__file__,
+        }
 
     step("imports", libs)
     print("BUNDLE CHECK PASSED", flush=True)
