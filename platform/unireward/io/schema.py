@@ -53,6 +53,8 @@ ITEM_SCHEMA = pa.schema(
         ("gt_scores", pa.list_(pa.float64())),  # ground truth per candidate in [0, 1], where known
         ("axis", pa.string()),  # pairs: what decides it, where known (synthetic world: alignment | coherence |
         # physics | style | mixed; correctness | hallucination); optional: files without it read as None
+        ("rationales", pa.list_(pa.string())),  # reasoning about each candidate, where known (Think-style
+        # training targets); optional
     ]
 )
 

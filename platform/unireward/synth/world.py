@@ -346,6 +346,60 @@ def mp4(frames: list[np.ndarray]) -> bytes:
     return media_io.encode_video(frames, fps=VIDEO_FPS)
 
 
+# ------------------------------------------------------------------------------------ slot descriptions
+# One fixed attribute order for every description: a scene's groups in canonical position order,
+# each as (count, colour, shape, position); a motion as (shape, colour, direction, speed, end colour
+# or "none"). Captions list their groups in that order too, so a description and a caption line up
+# slot by slot.
+DEFECT_WORDS = {"cut": "cut", "split": "split", "jitter": "jittery", "stutter": "stuttering", "teleport": "jumping",
+                "blur": "blurry", "cast": "tinted", "washed": "faded", "flicker": "flickering"}
+
+
+def canonical(groups: list[Group]) -> list[Group]:
+    return sorted(groups, key=lambda g: POSITIONS.index(g.position))
+
+
+def scene_slots(groups: list[Group]) -> list[list[str]]:
+    return [[NUMBER_WORD[g.count], g.colour, g.shape, g.position] for g in canonical(groups)]
+
+
+def motion_slots(m: Motion) -> list[list[str]]:
+    return [[m.shape, m.colour, m.direction, m.speed, m.end_colour or "none"]]
+
+
+def slot_text(slots: list[list[str]]) -> str:
+    """Slots as text: "two red circle left, one blue square right"."""
+    return ", ".join(" ".join(g) for g in slots)
+
+
+def slot_check(observed: list[list[str]], claimed: list[list[str]]) -> str:
+    """Slot by slot: what is seen, what is claimed, and whether they agree ("red blue no")."""
+    return ", ".join(" ".join(f"{o} {c} {'yes' if o == c else 'no'}" for o, c in zip(og, cg))
+                     for og, cg in zip(observed, claimed))
+
+
+def defect_text(defects: dict[str, Any]) -> str:
+    """A candidate's defects in words ("very blurry", "cut, faded"), or "clean"."""
+    words = []
+    for kind, level in defects.values():
+        if level:
+            words.append(("very " if level == 2 else "") + DEFECT_WORDS[kind])
+    return ", ".join(words) or "clean"
+
+
+def answer_key(answer: str) -> str:
+    """The word an answer's claim turns on: the number of a count answer, else the last word of its
+    first sentence ("It is on the left." -> "left")."""
+    first = answer.split(".")[0].split()
+    if first[:1] == ["There"] and len(first) > 2:
+        return first[2]
+    return first[-1]
+
+
+def has_extra_claim(answer: str) -> bool:
+    return len([s for s in answer.split(".") if s.strip()]) > 1
+
+
 # ------------------------------------------------------------------------------------ answers
 MAX_UNDERSTANDING_ANSWERS = 5  # the fewest distinct answers any question kind has
 
@@ -523,7 +577,7 @@ def make_image_generation(seed: int, i: int, n: int) -> Prompt:
         img = style_image(render_scene(groups, coherence=spec.structure, rng=rng), spec.style, rng)
         axes = spec.axes(kept / (4 * len(scene)), video=False)
         cands.append(_generated(files, pid, j, "image_generation", "png", png(img), axes))
-        metas.append(_candidate_meta(cands[-1]["id"], axes))
+        metas.append(dict(_candidate_meta(cands[-1]["id"], axes), scene=[asdict(g) for g in groups]))
     meta = dict(scene=[asdict(g) for g in scene], pairs=pair_axes, candidates=metas)
     return Prompt(dict(prompt_id=pid, task="image_generation", prompt=caption(scene), context=None,
                        candidates=cands, meta=json.dumps(meta)), files)
@@ -559,7 +613,7 @@ def make_video_generation(seed: int, i: int, n: int) -> Prompt:
         data = mp4(render_motion(m, 0.0, rng, physics=spec.structure, style=spec.style))
         axes = spec.axes(kept / motion.attributes(), video=True)
         cands.append(_generated(files, pid, j, "video_generation", "mp4", data, axes))
-        metas.append(_candidate_meta(cands[-1]["id"], axes))
+        metas.append(dict(_candidate_meta(cands[-1]["id"], axes), motion=asdict(m)))
     meta = dict(motion=asdict(motion), pairs=pair_axes, candidates=metas)
     return Prompt(dict(prompt_id=pid, task="video_generation", prompt=motion.caption(), context=None,
                        candidates=cands, meta=json.dumps(meta)), files)
@@ -640,10 +694,12 @@ def pair_axis(row: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> str 
 def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[str, Any]]:
     """Item rows (pairs and points) of one pool row. ``pairs``: 'adjacent' ((0,1), (2,3), ...: the
     original's pair ranking; in this world each such pair differs on one axis) or 'all' (every
-    unordered pair). Pair rows carry ``axis`` (see ``pair_axis``)."""
+    unordered pair). Pair rows carry ``axis`` (see ``pair_axis``); every row carries ``rationales``,
+    the ground-truth reasoning about each of its candidates (see ``candidate_rationales``)."""
     cands = row["candidates"]
     gen = row["task"].endswith("_generation")
     ref = (lambda c: c["media"]) if gen else (lambda c: c["text"])
+    why = candidate_rationales(row)
     out = []
     if pairs == "adjacent":
         idx = [(k, k + 1) for k in range(0, len(cands) - 1, 2)]
@@ -656,10 +712,44 @@ def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[s
         out.append(dict(item_id=f"{ca['id']}~{cb['id']}", task=row["task"], mode="pair_rank", prompt=row["prompt"],
                         context=row["context"], candidates=[ref(ca), ref(cb)],
                         label=pair_label(ca["gt_score"], cb["gt_score"]), gt_scores=[ca["gt_score"], cb["gt_score"]],
-                        axis=pair_axis(row, ca, cb)))
-    for c in cands:
+                        axis=pair_axis(row, ca, cb), rationales=[why[a], why[b]] if why else None))
+    for k, c in enumerate(cands):
         out.append(dict(item_id=c["id"], task=row["task"], mode="point_score", prompt=row["prompt"],
-                        context=row["context"], candidates=[ref(c)], label=None, gt_scores=[c["gt_score"]], axis=None))
+                        context=row["context"], candidates=[ref(c)], label=None, gt_scores=[c["gt_score"]], axis=None,
+                        rationales=[why[k]] if why else None))
+    return out
+
+
+def candidate_rationales(row: dict[str, Any]) -> list[str] | None:
+    """Ground-truth reasoning about each candidate of pool ``row``, in the fixed slot order: for
+    generation, the visual's slots checked against the caption (seen, claimed, yes/no) and its
+    defects ("two two yes red blue no circle circle yes left left yes; very blurry"); for
+    understanding, what the visual shows, the answer's claim and whether they agree, and whether it
+    adds a claim ("red blue no, extra"). None when the row's meta lacks what it takes (pools written
+    before these fields)."""
+    try:
+        meta = json.loads(row.get("meta") or "{}")
+    except ValueError:
+        return None
+    cands = row["candidates"]
+    if row["task"].endswith("_generation"):
+        video = row["task"] == "video_generation"
+        key = "motion" if video else "scene"
+        by_id = {c.get("id"): c for c in meta.get("candidates") or [] if isinstance(c, dict)}
+        if key not in meta or any(key not in by_id.get(c["id"], {}) for c in cands):
+            return None
+        slots = (lambda x: motion_slots(Motion(**x))) if video else (lambda x: scene_slots([Group(**g) for g in x]))
+        claimed = slots(meta[key])
+        return [f"{slot_check(slots(by_id[c['id']][key]), claimed)}; {defect_text(by_id[c['id']]['defects'])}"
+                for c in cands]
+    correct = [c["text"] for c in cands if c.get("gt_score") == 1.0]
+    if not correct:
+        return None
+    seen = answer_key(correct[0])
+    out = []
+    for c in cands:
+        key = answer_key(c["text"])
+        out.append(f"{seen} {key} {'yes' if key == seen else 'no'}{', extra' if has_extra_claim(c['text']) else ''}")
     return out
 
 
