@@ -93,9 +93,9 @@ def build_plan(spec, registry) -> dict[str, Any]:
             if r.get("mode") == "point_score" and not data.points:
                 continue
             try:
-                add(example_from_item_row(r, protocol_for, name))
+                add(example_from_item_row(r, protocol_for, name, think=data.think))
                 if data.both_orders and r.get("mode") == "pair_rank" and r.get("label") is not None:
-                    add(example_from_item_row(r, protocol_for, name, swap=True))
+                    add(example_from_item_row(r, protocol_for, name, swap=True, think=data.think))
             except (DataError, KeyError) as e:
                 errors.append(dict(source=name, record=r.get("item_id"), reason=str(e)))
     for src in data.eval:
@@ -199,12 +199,12 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def judge_eval_rows(rm, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Judges held-out item rows with the logit method; one compact result per row."""
+def judge_eval_rows(rm, rows: list[dict[str, Any]], method: str = "logits") -> list[dict[str, Any]]:
+    """Judges held-out item rows (with the logit method by default); one compact result per row."""
     from ..judge.records import item_from_record
 
     items = [item_from_record(r) for r in rows]
-    judgments = rm.judge(items, method="logits")
+    judgments = rm.judge(items, method=method)
     return [dict(task=r["task"], mode=r.get("mode") or items[k].resolved_mode().value, label=r.get("label"),
                  gt=(r.get("gt_scores") or [None])[0], status=j.status.value, verdict=j.verdict,
                  score_norm=j.score_norm, mass=j.mass) for k, (r, j) in enumerate(zip(rows, judgments))]
@@ -391,10 +391,10 @@ def train_loop(config: dict[str, Any]) -> None:
                 copy = RewardModel(spec.model, model=plain, processor=rm.processor,
                                    device=str(device), family=spec.family, media=spec.media.limits(),
                                    max_batch_size=16)
-                results = judge_eval_rows(copy, eval_rows)
+                results = judge_eval_rows(copy, eval_rows, t.eval_method)
                 del copy
         else:
-            results = judge_eval_rows(rm, eval_rows[rank::world])
+            results = judge_eval_rows(rm, eval_rows[rank::world], t.eval_method)
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, results)
         metrics = eval_metrics([r for part in gathered for r in (part or [])])
