@@ -104,19 +104,27 @@ def pretrain_tiny(
     max_seconds: Optional[float] = typer.Option(None, help="stop early (and save) after this long"),
     device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when available)"),
     seed: int = typer.Option(0),
+    mix: str = typer.Option("grounded", help="grounded: captions, answers, describe-k, caption matching; slots: "
+                                             "descriptions and slot-by-slot checks in the world's fixed order"),
+    eval_examples: int = typer.Option(32, min=1, help="held-out examples per kind"),
 ) -> None:
-    """Grounded pretraining of a tiny VLM on the synthetic world (captions, answers, caption
-    matching; no judging protocol): the tiny stand-in for a pretrained base VLM."""
+    """Grounded pretraining of a tiny VLM on the synthetic world (no judging protocol): the tiny
+    stand-in for a pretrained base VLM."""
     _quiet_libraries()
-    from .models.pretrain import PretrainConfig, pretrain
+    from .models.pretrain import KINDS, SLOT_KINDS, PretrainConfig, pretrain
 
     if not (base / "config.json").exists():
         _fail(f"{base}: not a checkpoint folder (no config.json)")
+    mixes = {"grounded": KINDS, "slots": SLOT_KINDS}
+    if mix not in mixes:
+        _fail(f"--mix must be one of {sorted(mixes)}, got {mix!r}")
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, workers=workers, eval_every=eval_every,
-                         max_seconds=max_seconds, seed=seed, warmup_steps=min(100, max(1, steps // 10)))
+                         max_seconds=max_seconds, seed=seed, warmup_steps=min(100, max(1, steps // 10)),
+                         kinds=dict(mixes[mix]), eval_examples=eval_examples)
 
     def log(rec: dict) -> None:
         keys = ("step", "train_loss", "loss/caption", "grounding/caption", "grounding/video_caption", "elapsed_s")
+        keys += tuple(k for k in rec if k.startswith("token_acc/") and "/" not in k[len("token_acc/"):])
         typer.echo(" ".join(f"{k}={rec[k]}" for k in keys if k in rec), err=True)
 
     try:
