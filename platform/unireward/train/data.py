@@ -123,9 +123,10 @@ THINK_NOUNS = {"image_generation": "Image", "video_generation": "Video"}  # unde
 
 def think_text(task: str, rationales: Sequence[str]) -> str:
     """Reasoning before a pairwise verdict: what each candidate is, in the order shown
-    ("<think>Image 1: ... Image 2: ...</think>"); the parser reads the verdict after it."""
+    ("<think>Image 1: ... Image 2: ...</think>" and a line break); the parser reads the verdict
+    after it, and the generate method reads its probabilities there."""
     noun = THINK_NOUNS.get(str(task), "Answer")
-    return "<think>" + " ".join(f"{noun} {k + 1}: {r}." for k, r in enumerate(rationales)) + "</think>"
+    return "<think>" + " ".join(f"{noun} {k + 1}: {r}." for k, r in enumerate(rationales)) + "</think>\n"
 
 
 def from_preference(item: JudgeItem, protocol: Protocol, label: Any, source: str = "",
