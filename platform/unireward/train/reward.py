@@ -207,12 +207,30 @@ def judge_eval_rows(rm, rows: list[dict[str, Any]], method: str = "logits") -> l
     judgments = rm.judge(items, method=method)
     return [dict(task=r["task"], mode=r.get("mode") or items[k].resolved_mode().value, label=r.get("label"),
                  gt=(r.get("gt_scores") or [None])[0], status=j.status.value, verdict=j.verdict,
-                 score_norm=j.score_norm, mass=j.mass) for k, (r, j) in enumerate(zip(rows, judgments))]
+                 score_norm=j.score_norm, mass=j.mass, axis=r.get("axis"))
+            for k, (r, j) in enumerate(zip(rows, judgments))]
+
+
+QUALITY_AXES = ("coherence", "physics", "style")
+
+
+def _axis_groups(pairs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Pairs by what decides them (the items' ``axis``), plus ``quality``: any quality axis."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in pairs:
+        axis = r.get("axis")
+        if axis:
+            out.setdefault(axis, []).append(r)
+            if axis in QUALITY_AXES:
+                out.setdefault("quality", []).append(r)
+    return out
 
 
 def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     """Per-task metrics from judged held-out rows: ``eval/<task>/acc`` (3-way, a tie must be called
-    a tie), ``eval/<task>/acc_without_ties`` (pairs whose truth is not a tie), ``eval/<task>/spearman``
+    a tie), ``eval/<task>/acc_without_ties`` (pairs whose truth is not a tie; also per deciding axis
+    where the items name it, ``eval/<task>/<axis>/acc_without_ties``, with ``quality`` for any
+    quality axis), ``eval/<task>/spearman``
     (point scores vs ground truth), ``eval/<task>/failed`` (judgments that were not ok), and the
     mean pairwise accuracy without ties over the tasks with pairs, ``eval/mean_acc``."""
     from ..judge.metrics import pair_metrics, point_metrics
@@ -234,6 +252,10 @@ def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
                     out[f"eval/{task}/{key}"] = float(m[key])
             if m["acc_without_ties"] is not None:
                 accs.append(float(m["acc_without_ties"]))
+            for axis, grp in _axis_groups(pairs).items():
+                am = pair_metrics([js[id(r)] for r in grp], [r["label"] for r in grp])
+                if am["acc_without_ties"] is not None:
+                    out[f"eval/{task}/{axis}/acc_without_ties"] = float(am["acc_without_ties"])
         if points:
             m = point_metrics([js[id(r)] for r in points], [r["gt"] for r in points])
             out[f"eval/{task}/spearman"] = float(m["spearman"]) if m["spearman"] is not None else 0.0
