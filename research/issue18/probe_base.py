@@ -6,7 +6,7 @@ import numpy as np, torch
 from unireward.judge.model import RewardModel
 from unireward.models import pretrain as P
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(__import__("os").environ.get("THREADS", "1")))
 model, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 24
 rm = RewardModel(model, device="cpu", dtype="float32", max_new_tokens=60)
 rng = np.random.default_rng(4242)  # not the pretraining streams' seeds

@@ -19,6 +19,7 @@ print(len(ex), "examples;", len(ev), "eval rows;", "example target:", ex[0].targ
 rm = H.load(base)
 rm.max_new_tokens = 160
 H.train(rm, ex, ev, steps, lr=lr, out=f"/work/exp18/research/issue18/c-{tag}.json", eval_every=eval_every,
-        log=lambda m: print(m, flush=True), method="generate" if think else "logits", samples=6 if think else 0)
+        log=lambda m: print(m, flush=True), method="generate" if think else "logits", samples=6 if think else 0,
+        eval_before=os.environ.get("EVAL_BEFORE", "1") == "1")
 if os.environ.get("SAVE"):
     rm.model.save_pretrained(os.environ["SAVE"]); rm.processor.save_pretrained(os.environ["SAVE"])
