@@ -363,9 +363,12 @@ def _save(rm, model_dir, out, cfg: PretrainConfig, dev, history: list[dict[str, 
     rm.model.train(was)
     card = json.loads((Path(model_dir) / "unireward_tiny.json").read_text()) if (
         Path(model_dir) / "unireward_tiny.json").exists() else {}
+    earlier = card.get("earlier_stages", []) + ([card["pretrained"]] if "pretrained" in card else [])
     summary = dict(kind="judge", pretrained=dict(asdict(cfg), device=str(dev), seconds=round(seconds, 1),
                                                   finished=done, final=history[-1], start=history[0]), **{
-        k: v for k, v in card.items() if k != "kind"})
+        k: v for k, v in card.items() if k not in ("kind", "pretrained", "earlier_stages")})
+    if earlier:  # a base pretrained in stages keeps every stage's record, oldest first
+        summary["earlier_stages"] = earlier
     (out / "unireward_tiny.json").write_text(json.dumps(summary, indent=2))
     (out / "pretrain_history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     return summary
