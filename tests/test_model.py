@@ -306,3 +306,35 @@ def test_other_architectures(arch, world, tmp_path):
         ((probs, _),) = reference(model, item)
         got = j.probs if j.probs is not None else j.distribution
         assert got == pytest.approx(probs, abs=1e-5)
+
+
+def test_generate_reads_the_verdict_after_reasoning(rm, world, monkeypatch):
+    """Generate-then-read: a pair whose output reasons first gets the verdict probabilities read
+    after its reasoning, exactly as the logit method reads them after a prompt."""
+    import torch
+
+    item = _items(world, "image_generation", "pair_rank", limit=1)[0]
+    reasoning = "<think>Image 1: two two yes; clean. Image 2: two one no; clean.</think>\n"
+    said = rm._tokens(reasoning + "Image 2 is better.")
+    real_generate = rm.model.generate
+
+    def fake_generate(**inputs):
+        n = inputs["input_ids"].shape[0]
+        return torch.cat([inputs["input_ids"], torch.tensor([list(said)] * n)], dim=1)
+
+    monkeypatch.setattr(rm.model, "generate", fake_generate)
+    [j] = rm.judge([item], method="generate")
+    monkeypatch.setattr(rm.model, "generate", real_generate)
+    assert j.status is Status.OK and j.raw_text.startswith("<think>")
+    assert set(j.probs) == {"first", "second", "tie"} and j.verdict == max(j.probs, key=j.probs.get)
+    assert 0 < j.mass <= 1 + 1e-6
+    # the same read by hand: prompt, reasoning, answer path
+    protocol = rm.protocols.get(rm.family, item.task, item.resolved_mode())
+    trie = rm._plan(protocol).tries[0]
+    enc = rm._encode(item, protocol, {})
+    inputs = rm._collate([enc], [list(rm._tokens(reasoning)) + list(trie.path)])
+    with torch.no_grad():
+        logp = rm.model(**inputs, use_cache=False).logits.float().log_softmax(-1)[0]
+    n = logp.shape[0]
+    probs, mass = rm._read(trie, lambda q: logp[n - 1 - (len(trie.path) - len(q))])
+    assert probs == pytest.approx(j.probs, abs=1e-5) and mass == pytest.approx(j.mass, abs=1e-5)

@@ -124,3 +124,51 @@ def test_pretrain_cli_names_an_unusable_base(tmp_path):
         app, ["models", "pretrain-tiny", str(tmp_path), "--out", str(tmp_path / "o"), "--steps", "1"]
     )
     assert res.exit_code == 2 and "cannot pretrain" in res.output
+
+
+@pytest.mark.parametrize("kind", list(P.SLOT_KINDS) + [k for k in P.SEE_KINDS if k not in P.SLOT_KINDS])
+def test_every_slot_kind_renders_and_encodes(kind, rm):
+    rng = np.random.default_rng(0)
+    ex = P.example(kind, rng)
+    n_visuals = 2 if kind.endswith("_k") else 1
+    assert ex.media_kind == ("video" if kind.startswith("video_") else "image")
+    assert len(ex.media) == n_visuals == sum(1 for part in ex.messages[0]["content"] if part["type"] == ex.media_kind)
+    for m in ex.media:
+        load_media(m, ex.media_kind)
+    enc = sft.encode(rm, ex)
+    assert enc["target_ids"] and rm.tokenizer.decode(enc["target_ids"]).startswith(ex.target)
+
+
+def test_checks_mark_exactly_the_slots_that_differ():
+    rng = np.random.default_rng(3)
+    seen_no = seen_yes = 0
+    for kind in ("check", "check_k", "video_check", "video_check_k"):
+        for _ in range(20):
+            ex = P.example(kind, rng)
+            caption = ex.messages[0]["content"][-1]["text"].split("Caption: ", 1)[1]
+            words = ex.target.rstrip(".").replace(",", "").split()
+            triples = [words[i : i + 3] for i in range(0, len(words), 3)]
+            assert all(len(t) == 3 and t[2] == ("yes" if t[0] == t[1] else "no") for t in triples), ex.target
+            claimed = [t[1] for t in triples]
+            # the claimed side is the caption's slots, in its order
+            for w in claimed:
+                if w != "none":
+                    assert w in caption, (w, caption)
+            seen_no += sum(t[2] == "no" for t in triples)
+            seen_yes += sum(t[2] == "yes" for t in triples)
+    assert seen_no and seen_yes
+
+
+def test_answer_checks_compare_the_answer_with_what_is_seen():
+    rng = np.random.default_rng(4)
+    marks = set()
+    for kind in ("answer_check", "video_answer_check"):
+        for _ in range(30):
+            ex = P.example(kind, rng)
+            seen, claimed, mark = ex.target.split(",")[0].rstrip(".").split()
+            assert mark == ("yes" if seen == claimed else "no")
+            answer = ex.messages[0]["content"][-1]["text"].split("Answer: ", 1)[1].split("\n")[0]
+            assert W.answer_key(answer) == claimed
+            assert ex.target.endswith(", extra.") == W.has_extra_claim(answer)
+            marks.add(mark)
+    assert marks == {"yes", "no"}

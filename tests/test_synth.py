@@ -107,16 +107,14 @@ def motion_of(meta: str) -> W.Motion:
     return W.Motion(**json.loads(meta)["motion"])
 
 
-def possible_gts(n_groups: int) -> dict[float, tuple[int, int]]:
-    """Every image_generation ground truth for a scene of ``n_groups`` -> (attributes kept, level)."""
-    slots = 4 * n_groups
-    out: dict[float, tuple[int, int]] = {}
-    for kept in range(slots + 1):
-        for level, (q, _, _) in enumerate(W.QUALITY_LEVELS):
-            gt = round(0.75 * kept / slots + 0.25 * q, 6)
-            assert gt not in out, "ground truth values must decode uniquely for this check"
-            out[gt] = (kept, level)
-    return out
+def candidate_axes(meta: str) -> dict[str, dict]:
+    """candidate id -> its ground-truth axes (alignment, coherence or physics, style, defects)."""
+    return {c["id"]: c for c in json.loads(meta)["candidates"]}
+
+
+def overall(axes: dict) -> float:
+    structure = axes.get("coherence", axes.get("physics"))
+    return round(W.ALIGNMENT_WEIGHT * axes["alignment"] + W.QUALITY_WEIGHT * (structure + axes["style"]), 6)
 
 
 # ------------------------------------------------------------------------------------- fixtures
@@ -271,10 +269,14 @@ def test_unperturbed_scene_at_best_quality_scores_one():
         scene = W.random_scene(rng)
         same, kept = W.perturb(scene, 0, rng)
         assert same == scene and kept == 4 * len(scene)
-        gt = 0.75 * kept / (4 * len(scene)) + 0.25 * W.QUALITY_LEVELS[0][0]
-        assert gt == 1.0
-        # level 0 does not degrade: the candidate is exactly the rendered scene
-        assert np.array_equal(np.asarray(W.degrade(W.render_scene(scene), 0, rng)), np.asarray(W.render_scene(scene)))
+        assert W.Spec(0).axes(kept / (4 * len(scene)), video=False)["gt"] == 1.0
+        assert W.Spec(0).axes(1.0, video=True)["gt"] == 1.0
+        # no defect draws exactly the rendered scene
+        clean = np.asarray(W.render_scene(scene))
+        assert np.array_equal(
+            np.asarray(W.style_image(W.render_scene(scene, coherence=(None, 0)), (None, 0), rng)), clean
+        )
+        assert np.array_equal(np.asarray(W.degrade(W.render_scene(scene), 0, rng)), clean)
 
 
 def test_perturb_changes_exactly_n_attributes():
@@ -294,33 +296,83 @@ def test_perturb_changes_exactly_n_attributes():
 
 
 def test_image_generation_ground_truth_matches_the_candidates():
-    """gt in [0, 1]; it decodes to (attributes kept, quality level); level 0 candidates are clean
-    renders, and a gt of 1.0 means exactly the captioned scene."""
-    seen_perfect = seen_wrong_clean = seen_degraded = 0
+    """gt is 0.6 * alignment + 0.2 * coherence + 0.2 * style; a candidate without a style defect is
+    drawn in the palette only; one without any defect and with every attribute kept is exactly the
+    captioned scene; a coherence defect changes the drawing but not the palette."""
+    seen = dict(perfect=0, wrong_clean=0, broken=0, styled=0)
     for i in range(25):
         p = W.make_image_generation(5, i, 6)
         scene = scene_of(p.row["meta"])
         assert p.row["prompt"] == W.caption(scene)
-        table = possible_gts(len(scene))
+        axes = candidate_axes(p.row["meta"])
         reference = np.asarray(W.render_scene(scene))
         assert len(p.row["candidates"]) == 6
         for c in p.row["candidates"]:
-            gt = c["gt_score"]
-            assert 0.0 <= gt <= 1.0
-            assert gt in table, f"{c['id']}: gt {gt} is not a valid score for a {len(scene)}-group scene"
-            kept, level = table[gt]
+            a = axes[c["id"]]
+            assert 0.0 <= c["gt_score"] <= 1.0 and c["gt_score"] == overall(a)
+            assert a["coherence"] == W.LEVEL_SCORES[a["defects"]["coherence"][1]]
+            assert a["style"] == W.LEVEL_SCORES[a["defects"]["style"][1]]
+            assert round(a["alignment"] * 4 * len(scene)) == pytest.approx(a["alignment"] * 4 * len(scene))
             img = decode_png(p.files[c["media"]])
             assert img.shape == (W.IMAGE_SIZE, W.IMAGE_SIZE, 3)
-            clean = set(np.unique(pack_rgb(img)).tolist()) <= PALETTE_CODES
-            assert clean == (level == 0), f"{c['id']}: level {level} but clean={clean}"
-            if level == 0:
-                matches = np.array_equal(img, reference)
-                assert matches == (kept == 4 * len(scene)), f"{c['id']}: kept {kept}, equal to the scene: {matches}"
-                seen_perfect += matches
-                seen_wrong_clean += not matches
+            palette_only = set(np.unique(pack_rgb(img)).tolist()) <= PALETTE_CODES
+            assert palette_only == (a["style"] == 1.0), f"{c['id']}: {a} but palette only={palette_only}"
+            if a["style"] < 1.0:
+                seen["styled"] += 1
+            elif a["coherence"] < 1.0:
+                seen["broken"] += 1
+                assert not np.array_equal(img, reference)
             else:
-                seen_degraded += 1
-    assert seen_perfect and seen_wrong_clean and seen_degraded
+                matches = np.array_equal(img, reference)
+                assert matches == (a["alignment"] == 1.0), f"{c['id']}: {a}, equal to the scene: {matches}"
+                seen["perfect"] += matches
+                seen["wrong_clean"] += not matches
+    assert all(seen.values()), seen
+
+
+def test_adjacent_pairs_differ_on_exactly_their_axis():
+    """Each adjacent pair differs on the one axis named in meta["pairs"] (never a tie); a quality
+    pair shows the same scene (its clean member is drawn like the other's scene)."""
+    seen = set()
+    for task, make in (("image_generation", W.make_image_generation), ("video_generation", W.make_video_generation)):
+        names = W.IMAGE_AXES if task == "image_generation" else W.VIDEO_AXES
+        for i in range(30 if task == "image_generation" else 12):
+            p = make(11, i, 5)
+            meta = json.loads(p.row["meta"])
+            axes = candidate_axes(p.row["meta"])
+            assert len(meta["pairs"]) == 3 and meta["pairs"][-1] is None  # 5 candidates: two pairs and a free one
+            items = [it for it in W.items_from_pool(p.row) if it["mode"] == "pair_rank"]
+            assert len(items) == 2
+            for k, it in enumerate(items):
+                a, b = (axes[c["id"]] for c in p.row["candidates"][2 * k : 2 * k + 2])
+                differ = [n for n in names if a[n] != b[n]]
+                assert differ == [meta["pairs"][k]] == [it["axis"]], (differ, meta["pairs"], it)
+                assert it["label"] in ("first", "second")
+                seen.add((task, it["axis"]))
+                if it["axis"] != "alignment":
+                    assert a["alignment"] == b["alignment"]
+            for it in W.items_from_pool(p.row, "all"):
+                if it["mode"] == "pair_rank":
+                    assert it["axis"] in (None, "mixed", *names)
+    assert seen == {("image_generation", a) for a in W.IMAGE_AXES} | {("video_generation", a) for a in W.VIDEO_AXES}
+
+
+def test_understanding_pairs_name_what_decides_them():
+    for make in (W.make_image_understanding, W.make_video_understanding):
+        row = make(3, 0, 4).row
+        for it in W.items_from_pool(row, "all"):
+            if it["mode"] != "pair_rank":
+                assert it["axis"] is None
+                continue
+            gts = set(it["gt_scores"])
+            expected = None if len(gts) == 1 else "hallucination" if gts == {1.0, 0.5} else "correctness"
+            assert it["axis"] == expected
+
+
+def test_pools_without_candidate_axes_have_no_axis():
+    row = W.make_image_generation(1, 0, 4).row
+    row = dict(row, meta=json.dumps({"scene": json.loads(row["meta"])["scene"]}))
+    assert all(it["axis"] is None for it in W.items_from_pool(row, "all"))
 
 
 def test_video_generation_ground_truth_matches_the_candidates():
@@ -329,17 +381,12 @@ def test_video_generation_ground_truth_matches_the_candidates():
         p = W.make_video_generation(4, i, 4)
         motion = motion_of(p.row["meta"])
         assert p.row["prompt"] == motion.caption()
+        axes = candidate_axes(p.row["meta"])
         reference = W.mp4(W.render_motion(motion, 0.0, np.random.default_rng(0)))
         for c in p.row["candidates"]:
-            assert 0.0 <= c["gt_score"] <= 1.0
-            # 0.75 * kept / 5 + 0.25 * quality
-            decoded = [
-                (k, lv)
-                for k in range(6)
-                for lv, (q, _, _) in enumerate(W.QUALITY_LEVELS)
-                if round(0.75 * k / 5 + 0.25 * q, 6) == c["gt_score"]
-            ]
-            assert len(decoded) == 1, c
+            a = axes[c["id"]]
+            assert 0.0 <= c["gt_score"] <= 1.0 and c["gt_score"] == overall(a)
+            assert a["physics"] == W.LEVEL_SCORES[a["defects"]["physics"][1]]
             if c["gt_score"] == 1.0:
                 assert p.files[c["media"]] == reference
                 seen_perfect += 1
@@ -694,6 +741,52 @@ def test_flicker_perturbs_frames_but_not_the_motion():
     noisy = W.render_motion(m, 0.35, np.random.default_rng(0))
     assert not np.array_equal(clean[0], noisy[0])
     assert np.abs(noisy[0].astype(float) - clean[0]).mean() > 5
+
+
+@pytest.mark.parametrize("physics", [(k, lv) for k in W.DEFECTS["physics"] for lv in (1, 2)])
+def test_physics_defects_keep_the_direction(physics):
+    for direction, axis, sign in (("right", 0, 1), ("up", 1, -1)):
+        m = W.Motion("circle", "red", direction, "quickly")
+        clean = W.render_motion(m, 0.0, np.random.default_rng(0))
+        broken = W.render_motion(m, 0.0, np.random.default_rng(0), physics=physics)
+        assert any(not np.array_equal(a, b) for a, b in zip(clean, broken))
+        cs = np.array([centroid(f) for f in broken])
+        assert (cs[-1, axis] - cs[0, axis]) * sign > 30, cs
+        steps = np.abs(np.diff(np.array([centroid(f) for f in clean]), axis=0))
+        jumps = np.abs(np.diff(cs, axis=0))
+        assert jumps.max() > steps.max() + 1.5  # visible: a frame-to-frame move no clean clip makes
+
+
+@pytest.mark.parametrize("style", [(k, lv) for k in W.DEFECTS["image_style"] for lv in (1, 2)])
+def test_style_defects_keep_the_colours_apart(style):
+    """A style defect changes the whole image, but each object stays nearest its own colour among
+    the palette seen through the same defect."""
+    scene = [W.Group("circle", "yellow", 1, "left"), W.Group("square", "orange", 1, "right")]
+    clean = np.asarray(W.render_scene(scene)).astype(float)
+    out = np.asarray(W.style_image(W.render_scene(scene), style, np.random.default_rng(1))).astype(float)
+    assert np.abs(out - clean).mean() > 3
+    if style[0] == "blur":
+        return
+    # the same defect applied to flat swatches of every palette colour
+    swatches = {
+        c: np.asarray(W.style_image(Image.new("RGB", (4, 4), v), style, np.random.default_rng(1)))[0, 0]
+        for c, v in W.COLOURS.items()
+    }
+    for g, x in zip(scene, (W.IMAGE_SIZE // 6, 5 * W.IMAGE_SIZE // 6)):
+        pixel = out[W.IMAGE_SIZE // 2, x]
+        assert min(swatches, key=lambda c: np.abs(swatches[c] - pixel).sum()) == g.colour
+
+
+@pytest.mark.parametrize("coherence", [(k, lv) for k in W.DEFECTS["coherence"] for lv in (1, 2)])
+def test_coherence_defects_break_every_shape(coherence):
+    scene = [W.Group("square", "blue", 2, "left")]
+    clean = np.asarray(W.render_scene(scene))
+    out = np.asarray(W.render_scene(scene, coherence=coherence, rng=np.random.default_rng(0)))
+    assert set(np.unique(pack_rgb(out)).tolist()) <= PALETTE_CODES
+    changed = np.any(out != clean, axis=-1)
+    for _, fy in W._LAYOUT["left"](2):  # each shape's row band has changed pixels
+        y = int(fy * W.IMAGE_SIZE)
+        assert changed[y - 8 : y + 8].sum() > 10
 
 
 # ----------------------------------------------------------------------------------- video files

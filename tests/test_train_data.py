@@ -173,3 +173,33 @@ def test_bad_conversation_records_say_why(rec, message):
 
 def test_mode_defaults_follow_the_candidates():
     assert JudgeItem("image_generation", "x", ["a"]).resolved_mode() is Mode.POINT_SCORE
+
+
+def test_think_targets_reason_about_each_candidate_then_give_the_verdict():
+    from unireward.judge.parsing import parse
+    from unireward.synth import world as W
+    from unireward.train.data import example_from_item_row
+
+    protocol_for = lambda task, mode: REG.get("qwen", task, mode)  # noqa: E731
+    for make in W.MAKERS.values():
+        row = make(2, 0, 4).row
+        for it in W.items_from_pool(row, "all"):
+            if it["mode"] != "pair_rank" or it["label"] == "tie" and not it["task"].endswith("_generation"):
+                continue
+            plain = example_from_item_row(it, protocol_for)
+            ex = example_from_item_row(it, protocol_for, think=True)
+            back = example_from_item_row(it, protocol_for, swap=True, think=True)
+            noun = {"image_generation": "Image", "video_generation": "Video"}.get(it["task"], "Answer")
+            assert ex.target.startswith(
+                f"<think>{noun} 1: {it['rationales'][0]}. {noun} 2: {it['rationales'][1]}.</think>"
+            )
+            assert ex.target.endswith(plain.target)
+            assert back.target.startswith(f"<think>{noun} 1: {it['rationales'][1]}. {noun} 2: {it['rationales'][0]}.")
+            # the judge's parser reads the verdict after the reasoning
+            p = protocol_for(it["task"], "pair_rank")
+            assert parse(ex.target, p).verdict == it["label"]
+            swapped = {"first": "second", "second": "first"}.get(it["label"], it["label"])
+            assert parse(back.target, p).verdict == swapped
+    pair = next(it for it in W.items_from_pool(W.make_image_generation(2, 0, 4).row) if it["mode"] == "pair_rank")
+    with pytest.raises(DataError, match="rationales"):
+        example_from_item_row(dict(pair, rationales=None), protocol_for, think=True)

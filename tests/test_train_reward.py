@@ -152,6 +152,38 @@ def test_eval_metrics_per_task():
     assert m["eval/image_generation/failed"] == 1
     assert m["eval/video_understanding/spearman"] == pytest.approx(1.0)
     assert m["eval/mean_acc"] == pytest.approx(1 / 3)
+    assert not any(k.count("/") > 2 for k in m)  # rows without an axis: no per-axis metrics
+
+
+def test_eval_metrics_per_deciding_axis():
+    def r(label, verdict, axis):
+        return dict(
+            task="video_generation",
+            mode="pair_rank",
+            label=label,
+            gt=None,
+            status="ok",
+            verdict=verdict,
+            score_norm=None,
+            mass=1.0,
+            axis=axis,
+        )
+
+    results = [
+        r("first", "first", "alignment"),
+        r("second", "first", "alignment"),
+        r("first", "first", "physics"),
+        r("second", "second", "style"),
+        r("first", "tie", "style"),
+        r("tie", "tie", "mixed"),
+    ]
+    m = reward.eval_metrics(results)
+    assert m["eval/video_generation/alignment/acc_without_ties"] == 0.5
+    assert m["eval/video_generation/physics/acc_without_ties"] == 1.0
+    assert m["eval/video_generation/style/acc_without_ties"] == 0.5  # a judged tie is wrong
+    assert m["eval/video_generation/quality/acc_without_ties"] == pytest.approx(2 / 3)
+    assert "eval/video_generation/mixed/acc_without_ties" not in m  # only a tie there
+    assert m["eval/video_generation/acc_without_ties"] == pytest.approx(3 / 5)
 
 
 # ------------------------------------------------------------------------------------ Ray Train runs

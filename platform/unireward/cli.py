@@ -95,14 +95,29 @@ def pretrain_tiny(
     max_seconds: Optional[float] = typer.Option(None, help="stop early (and save) after this long"),
     device: Optional[str] = typer.Option(None, help="cuda or cpu (default: cuda when available)"),
     seed: int = typer.Option(0),
+    mix: str = typer.Option(
+        "grounded",
+        help="grounded: captions, answers, describe-k, caption matching; see: "
+        "descriptions in the world's fixed slot order, captions, answers; slots: "
+        "descriptions and slot-by-slot checks in that order",
+    ),
+    eval_examples: int = typer.Option(32, min=1, help="held-out examples per kind"),
+    stop_at: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help="stop (and save) after this many steps; the learning-rate schedule is still the one of --steps",
+    ),
 ) -> None:
-    """Grounded pretraining of a tiny VLM on the synthetic world (captions, answers, caption
-    matching; no judging protocol): the tiny stand-in for a pretrained base VLM."""
+    """Grounded pretraining of a tiny VLM on the synthetic world (no judging protocol): the tiny
+    stand-in for a pretrained base VLM."""
     quiet_libraries()
-    from .models.pretrain import PretrainConfig, pretrain
+    from .models.pretrain import KINDS, SEE_KINDS, SLOT_KINDS, PretrainConfig, pretrain
 
     if not (base / "config.json").exists():
         fail(f"{base}: not a checkpoint folder (no config.json)")
+    mixes = {"grounded": KINDS, "see": SEE_KINDS, "slots": SLOT_KINDS}
+    if mix not in mixes:
+        fail(f"--mix must be one of {sorted(mixes)}, got {mix!r}")
     cfg = PretrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -112,10 +127,14 @@ def pretrain_tiny(
         max_seconds=max_seconds,
         seed=seed,
         warmup_steps=min(100, max(1, steps // 10)),
+        kinds=dict(mixes[mix]),
+        eval_examples=eval_examples,
+        stop_at=stop_at,
     )
 
     def log(rec: dict) -> None:
         keys = ("step", "train_loss", "loss/caption", "grounding/caption", "grounding/video_caption", "elapsed_s")
+        keys += tuple(k for k in rec if k.startswith("token_acc/") and "/" not in k[len("token_acc/") :])
         typer.echo(" ".join(f"{k}={rec[k]}" for k in keys if k in rec), err=True)
 
     try:

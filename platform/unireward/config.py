@@ -311,6 +311,11 @@ class TrainDataConfig(_Strict):
         True, description="train each pair in both orders (labels swapped): no position bias can be learnt"
     )
     points: bool = Field(True, description="also train pointwise scores (labels from gt_scores)")
+    think: bool = Field(
+        False,
+        description="pairs reason before their verdict: <think>Image 1: ... Image 2: ..."
+        "</think> from the items' rationales (evaluate with eval_method: generate)",
+    )
     max_eval_items: PositiveInt = Field(2000, description="cap on held-out items judged per evaluation")
 
     @model_validator(mode="after")
@@ -355,6 +360,10 @@ class TrainingConfig(_Strict):
         None, description="evaluate and checkpoint every N steps (default: once per epoch)"
     )
     eval_before: bool = Field(True, description="evaluate the starting judge first (the 'before' numbers)")
+    eval_method: Literal["logits", "generate"] = Field(
+        "logits",
+        description="how held-out items are judged: the logit method, or generation (a judge that reasons first)",
+    )
     keep: PositiveInt = Field(2, description="checkpoints kept, best first by metric")
     metric: str = Field("eval/mean_acc", description="the metric that ranks checkpoints (higher is better)")
     seed: int = 0

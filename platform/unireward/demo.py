@@ -232,12 +232,24 @@ def _train(judge_dir: Path, world, work: Path, console, seed: int) -> dict[str, 
         f"{summary['best_step']}, {summary['seconds']:.0f} s)",
         box=box.SIMPLE_HEAD,
     )
-    for col in ("task", "pair acc before", "after", "w/o ties before", "after", "point rho before", "after"):
+    for col in (
+        "task",
+        "pair acc before",
+        "after",
+        "w/o ties before",
+        "after",
+        "alignment",
+        "quality",
+        "point rho before",
+        "after",
+    ):
         table.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
-    for task in TASKS:
+    for task in TASKS:  # alignment / quality: after training, on the pairs that axis alone decides
         cells = []
-        for key in ("acc", "acc_without_ties", "spearman"):
+        for key in ("acc", "acc_without_ties"):
             cells += [_f(before.get(f"eval/{task}/{key}")), _f(after.get(f"eval/{task}/{key}"))]
+        cells += [_f(after.get(f"eval/{task}/{axis}/acc_without_ties")) for axis in ("alignment", "quality")]
+        cells += [_f(before.get(f"eval/{task}/spearman")), _f(after.get(f"eval/{task}/spearman"))]
         table.add_row(task, *cells)
     console.print(table)
     accs = [

@@ -52,6 +52,10 @@ ITEM_SCHEMA = pa.schema(
         ("candidates", pa.list_(pa.string())),  # media refs (generation) or answer texts (understanding)
         ("label", pa.string()),  # pairs: ground-truth verdict first | second | tie, where known
         ("gt_scores", pa.list_(pa.float64())),  # ground truth per candidate in [0, 1], where known
+        ("axis", pa.string()),  # pairs: what decides it, where known (synthetic world: alignment | coherence |
+        # physics | style | mixed; correctness | hallucination); optional: files without it read as None
+        ("rationales", pa.list_(pa.string())),  # reasoning about each candidate, where known (Think-style
+        # training targets); optional
     ]
 )
 

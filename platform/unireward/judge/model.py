@@ -469,7 +469,42 @@ class RewardModel:
             if p.score is not None and r.protocol.mode is not Mode.PAIR_SCORE:
                 j.score_norm = _normalize(r.protocol, p.score, p.dims)
             results.append(j)
+        self._read_after_reasoning(batch, texts, results)
         return results
+
+    def _read_after_reasoning(self, batch: list[_Request], texts: list[str], results: list[Judgment]) -> None:
+        """Generate-then-read: a pair whose generated text reasons first (``<think>...</think>``) gets
+        its verdict read like the logit method's, after that reasoning (the reasoning, a line break,
+        the answer prefix): probabilities for every verdict, and the most likely one as the verdict
+        (the text's own verdict stays in ``raw_text``)."""
+        rows = [
+            k
+            for k, (r, t) in enumerate(zip(batch, texts))
+            if r.protocol.mode is Mode.PAIR_RANK and "</think>" in t and self._plan(r.protocol).one_pass
+        ]
+        if not rows:
+            return
+        trie = self._plan(batch[rows[0]].protocol).tries[0]
+        if any(batch[k].protocol.id != batch[rows[0]].protocol.id for k in rows):
+            return  # batches hold one protocol; never mix tries
+        suffixes = []
+        for k in rows:
+            text = texts[k]
+            reasoning = text[: text.index("</think>") + len("</think>")] + "\n"
+            suffixes.append(list(self._tokens(reasoning)) + list(trie.path))
+        inputs = self._collate([batch[k].enc for k in rows], suffixes)
+        inner = getattr(self.model, "model", None)
+        if inner is not None and hasattr(inner, "rope_deltas"):
+            inner.rope_deltas = None  # generation left its own value there
+        logits = self.model(**inputs, use_cache=False, logits_to_keep=trie.keep()).logits
+        logp = logits.float().log_softmax(-1)
+        offset = len(trie.path) - trie.keep() + 1
+        for b, k in enumerate(rows):
+            probs, mass = self._read(trie, lambda q, b=b: logp[b, len(q) - offset])
+            j = results[k]
+            j.probs, j.mass = probs, mass
+            j.verdict = max(probs, key=probs.get)
+            j.status, j.reason = Status.OK, None
 
     # ------------------------------------------------------------------------------ free chat
     def chat(

@@ -98,6 +98,14 @@ def _corpus() -> list[str]:
         texts.append(q)
         texts.extend(a for a, _ in answers)
     texts.extend(str(i) for i in range(101))
+    # descriptions in slot order and slot-by-slot checks (pretraining and Think-style reasoning)
+    marks = ["very", "clean", "yes", "no", "extra", "none", "four"] + list(world.DEFECT_WORDS.values())
+    texts.extend(f"<think>Image 1: {w}; very {w}, {w}.</think>" for w in marks for _ in range(4))
+    for _ in range(100):
+        scene = world.random_scene(rng)
+        texts.append(world.slot_check(world.scene_slots(world.perturb(scene, 1, rng)[0]), world.scene_slots(scene)))
+        m = world.random_motion(rng)
+        texts.append(world.slot_check(world.motion_slots(world.perturb_motion(m, 1, rng)[0]), world.motion_slots(m)))
     return texts
 
 

@@ -4,14 +4,26 @@ Scenes are groups of coloured shapes ("two red circles on the left and one blue 
 right") rendered with Pillow; videos are one shape moving (direction, speed) and possibly changing
 colour, written as H.264 mp4. From them:
 
-- image_generation: a caption and N rendered candidates, each with some attributes wrong (colour,
-  shape, count, position) and some degradation (blur, noise). Ground truth:
-  0.75 * fraction of caption attributes satisfied + 0.25 * visual quality.
+- image_generation: a caption and N rendered candidates. Each candidate has three ground-truth
+  axes, as the released judges score them (``point_multi``): **alignment** (the fraction of the
+  caption's attributes it keeps: colour, shape, count, position), **coherence** (defects of the
+  drawing visible in the image alone: shapes cut through or split apart) and **style** (blur and
+  noise, a colour cast, washed-out contrast). Ground truth: 0.6 * alignment + 0.2 * coherence +
+  0.2 * style, each quality axis scored 1.0 / 0.6 / 0.3 for no / a moderate / a severe defect.
 - image_understanding: an image, a question about it, N answers (one correct, one right but with
   a false extra claim, the rest wrong): ground truth 1.0 / 0.5 / 0.0.
-- video_generation: a motion caption and N videos with some of shape, colour, direction, speed and
-  colour change wrong, and some flicker; ground truth as for images.
+- video_generation: a motion caption and N videos; alignment over shape, colour, direction, speed
+  and colour change, **physics** (jitter, stutter, teleporting) in place of coherence, and style
+  (flicker, a colour cast, washed out); ground truth as for images.
 - video_understanding: a video, a question about its motion, N answers scored like images.
+
+Generation candidates come in adjacent pairs (0, 1), (2, 3), ... that differ on exactly ONE axis
+(the item rows' ``axis``): an ``alignment`` pair shares its quality (the same defect kinds and
+levels), a ``coherence`` / ``physics`` / ``style`` pair shares its scene (the same rendered groups
+or motion) and the other quality axis. Other pairs (``pairs="all"``) that differ on several axes
+are ``mixed``. Understanding pairs are ``correctness`` (a wrong answer against a right one) or
+``hallucination`` (the right answer against the same with a false extra claim). Each candidate's
+axes are in its pool row's ``meta`` (``candidates``).
 
 Everything is a pure function of (seed, task, prompt index): regenerating gives identical rows and
 identical media bytes.
@@ -58,6 +70,20 @@ VIDEO_SIZE = 96
 VIDEO_FRAMES = 12
 VIDEO_FPS = 8
 QUALITY_LEVELS = ((1.0, 0.0, 0.0), (0.6, 1.2, 10.0), (0.3, 2.5, 28.0))  # (quality, blur radius, noise sigma)
+BACKGROUND = (235, 235, 235)
+
+# Quality axes of generation candidates: a defect kind and a level (0: none, 1: moderate, 2: severe)
+LEVEL_SCORES = (1.0, 0.6, 0.3)  # an axis's ground truth at each level
+ALIGNMENT_WEIGHT, QUALITY_WEIGHT = 0.6, 0.2  # ground truth: 0.6 * alignment + 0.2 * each quality axis
+IMAGE_AXES = ("alignment", "coherence", "style")
+VIDEO_AXES = ("alignment", "physics", "style")
+DEFECTS: dict[str, tuple[str, ...]] = {
+    "coherence": ("cut", "split"),  # a gap cut through every shape / its halves pulled apart
+    "physics": ("jitter", "stutter", "teleport"),  # shaky path / frozen then jumping / a jump aside
+    "image_style": ("blur", "cast", "washed"),  # blur and noise / a colour cast / low contrast
+    "video_style": ("flicker", "cast", "washed"),  # brightness and noise flicker / cast / low contrast
+}
+QUALITY_AXIS_SHARE = 0.5  # adjacent candidate pairs decided by a quality axis (the rest: alignment)
 
 
 def _article(word: str) -> str:
@@ -145,13 +171,53 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def render_scene(groups: list[Group], size: int = IMAGE_SIZE) -> Image.Image:
-    img = Image.new("RGB", (size, size), (235, 235, 235))
+def render_scene(
+    groups: list[Group],
+    size: int = IMAGE_SIZE,
+    coherence: tuple[str, int] | None = None,
+    rng: np.random.Generator | None = None,
+) -> Image.Image:
+    """The scene on the background grey. ``coherence``: (defect, level) drawn into every shape
+    (``cut``: a background gap through it at a random angle; ``split``: its halves pulled apart),
+    with ``rng`` for the angles; level 0 or None draws clean shapes."""
+    img = Image.new("RGB", (size, size), BACKGROUND)
     draw = ImageDraw.Draw(img)
     r = size / 16
+    kind, level = coherence or (None, 0)
+    if level and kind not in DEFECTS["coherence"]:
+        raise ValueError(f"unknown coherence defect {kind!r}; expected one of {DEFECTS['coherence']}")
     for g in groups:
         for fx, fy in _LAYOUT[g.position](g.count):
-            draw_shape(draw, g.shape, fx * size, fy * size, r, COLOURS[g.colour])
+            cx, cy = fx * size, fy * size
+            if not level:
+                draw_shape(draw, g.shape, cx, cy, r, COLOURS[g.colour])
+            elif kind == "cut":
+                draw_shape(draw, g.shape, cx, cy, r, COLOURS[g.colour])
+                a = float(rng.uniform(0, np.pi))
+                half = r * (0.22 if level == 1 else 0.4)  # half the gap's width
+                dx, dy = np.cos(a) * 1.5 * r, np.sin(a) * 1.5 * r
+                nx, ny = -np.sin(a) * half, np.cos(a) * half
+                draw.polygon(
+                    [
+                        (cx - dx + nx, cy - dy + ny),
+                        (cx + dx + nx, cy + dy + ny),
+                        (cx + dx - nx, cy + dy - ny),
+                        (cx - dx - nx, cy - dy - ny),
+                    ],
+                    fill=BACKGROUND,
+                )
+            else:  # split: the top half shifted one way, the bottom half the other
+                shift = r * (0.45 if level == 1 else 0.9)
+                side = 1 if rng.random() < 0.5 else -1
+                layer = Image.new("RGB", (size, size), BACKGROUND)
+                mask = Image.new("L", (size, size), 0)
+                draw_shape(ImageDraw.Draw(mask), g.shape, cx, cy, r, 255)
+                draw_shape(ImageDraw.Draw(layer), g.shape, cx, cy, r, COLOURS[g.colour])
+                top = (0, 0, size, int(round(cy)))
+                bottom = (0, int(round(cy)), size, size)
+                for box, dx in ((top, side * shift), (bottom, -side * shift)):
+                    img.paste(layer.crop(box), (int(round(dx)), box[1]), mask.crop(box))
+                draw = ImageDraw.Draw(img)
     return img
 
 
@@ -163,6 +229,38 @@ def degrade(img: Image.Image, level: int, rng: np.random.Generator) -> Image.Ima
         arr = np.asarray(img, dtype=np.float32) + rng.normal(0, noise, size=(img.height, img.width, 3))
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     return img
+
+
+_CAST_SHIFT = (40.0, 75.0)  # per level: how far a colour cast moves every pixel, in RGB units
+
+
+def _cast(level: int, rng: np.random.Generator) -> np.ndarray:
+    """A colour cast: one shift added to every pixel (channels lowered by 0, half and all of it in a
+    random order), so the objects' colours stay as far apart as they were."""
+    return -_CAST_SHIFT[level - 1] * np.array((0.0, 0.5, 1.0), dtype=np.float32)[rng.permutation(3)]
+
+
+def _washed(arr: np.ndarray, level: int) -> np.ndarray:
+    a = (0.35, 0.55)[level - 1]
+    return arr * (1 - a) + 205.0 * a
+
+
+def style_image(img: Image.Image, style: tuple[str, int] | None, rng: np.random.Generator) -> Image.Image:
+    """A style defect on a rendered image: (``blur``: blur and noise | ``cast``: a colour cast |
+    ``washed``: low contrast, level); level 0 or None returns the image unchanged."""
+    kind, level = style or (None, 0)
+    if not level:
+        return img
+    if kind == "blur":
+        return degrade(img, level, rng)
+    arr = np.asarray(img, dtype=np.float32)
+    if kind == "cast":
+        arr = arr + _cast(level, rng)
+    elif kind == "washed":
+        arr = _washed(arr, level)
+    else:
+        raise ValueError(f"unknown image style defect {kind!r}; expected one of {DEFECTS['image_style']}")
+    return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8))
 
 
 def png(img: Image.Image) -> bytes:
@@ -210,8 +308,18 @@ def perturb_motion(m: Motion, n_errors: int, rng: np.random.Generator) -> tuple[
 
 
 def render_motion(
-    m: Motion, flicker: float, rng: np.random.Generator, size: int = VIDEO_SIZE, n_frames: int = VIDEO_FRAMES
+    m: Motion,
+    flicker: float,
+    rng: np.random.Generator,
+    size: int = VIDEO_SIZE,
+    n_frames: int = VIDEO_FRAMES,
+    physics: tuple[str, int] | None = None,
+    style: tuple[str, int] | None = None,
 ) -> list[np.ndarray]:
+    """The frames of a motion. ``flicker``: per-frame brightness and noise (0: none). ``physics``:
+    (``jitter``: a shaky path | ``stutter``: the shape freezes, then jumps to where it should be |
+    ``teleport``: it jumps aside mid-clip and carries on from there, level); ``style``: (``flicker``
+    | ``cast`` | ``washed``, level). The direction, speed and colours stay those of ``m``."""
     dx, dy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[m.direction]
     step = SPEEDS[m.speed] * size / 96
     travel = step * (n_frames - 1)
@@ -219,21 +327,114 @@ def render_motion(
     cy0 = size / 2 - dy * travel / 2
     c0 = np.array(COLOURS[m.colour], dtype=np.float32)
     c1 = np.array(COLOURS[m.end_colour or m.colour], dtype=np.float32)
+    kind, level = physics or (None, 0)
+    offsets = np.zeros((n_frames, 2))
+    times = np.arange(n_frames, dtype=float)
+    if level:
+        if kind == "jitter":
+            offsets = rng.normal(0, (2.5, 5.0)[level - 1] * size / 96, size=(n_frames, 2))
+        elif kind == "stutter":
+            hold = (3, 4)[level - 1]
+            times = np.floor(times / hold) * hold
+            times[-1] = n_frames - 1
+        elif kind == "teleport":
+            side = 1 if rng.random() < 0.5 else -1
+            jump = (14.0, 26.0)[level - 1] * size / 96 * side
+            t0 = int(rng.integers(3, n_frames - 3))
+            offsets[t0:] += (jump * abs(dy), jump * abs(dx))  # across the direction of motion
+        else:
+            raise ValueError(f"unknown physics defect {kind!r}; expected one of {DEFECTS['physics']}")
+    s_kind, s_level = style or (None, 0)
+    if s_level and s_kind not in DEFECTS["video_style"]:
+        raise ValueError(f"unknown video style defect {s_kind!r}; expected one of {DEFECTS['video_style']}")
+    if s_level and s_kind == "flicker":
+        flicker = max(flicker, (0.15, 0.35)[s_level - 1])
+    cast = _cast(s_level, rng) if s_level and s_kind == "cast" else None
     frames = []
     for t in range(n_frames):
-        img = Image.new("RGB", (size, size), (235, 235, 235))
+        img = Image.new("RGB", (size, size), BACKGROUND)
         a = t / (n_frames - 1)
         colour = tuple(int(round(v)) for v in (1 - a) * c0 + a * c1)
-        draw_shape(ImageDraw.Draw(img), m.shape, cx0 + dx * step * t, cy0 + dy * step * t, size / 10, colour)
+        x = cx0 + dx * step * times[t] + offsets[t, 0]
+        y = cy0 + dy * step * times[t] + offsets[t, 1]
+        draw_shape(ImageDraw.Draw(img), m.shape, x, y, size / 10, colour)
         arr = np.asarray(img, dtype=np.float32)
         if flicker:
             arr = arr * (1 + rng.uniform(-flicker, flicker)) + rng.normal(0, 40 * flicker, size=arr.shape)
+        if cast is not None:
+            arr = arr + cast
+        elif s_level and s_kind == "washed":
+            arr = _washed(arr, s_level)
         frames.append(np.clip(arr, 0, 255).astype(np.uint8))
     return frames
 
 
 def mp4(frames: list[np.ndarray]) -> bytes:
     return media_io.encode_video(frames, fps=VIDEO_FPS)
+
+
+# ------------------------------------------------------------------------------------ slot descriptions
+# One fixed attribute order for every description: a scene's groups in canonical position order,
+# each as (count, colour, shape, position); a motion as (shape, colour, direction, speed, end colour
+# or "none"). Captions list their groups in that order too, so a description and a caption line up
+# slot by slot.
+DEFECT_WORDS = {
+    "cut": "cut",
+    "split": "split",
+    "jitter": "jittery",
+    "stutter": "stuttering",
+    "teleport": "jumping",
+    "blur": "blurry",
+    "cast": "tinted",
+    "washed": "faded",
+    "flicker": "flickering",
+}
+
+
+def canonical(groups: list[Group]) -> list[Group]:
+    return sorted(groups, key=lambda g: POSITIONS.index(g.position))
+
+
+def scene_slots(groups: list[Group]) -> list[list[str]]:
+    return [[NUMBER_WORD[g.count], g.colour, g.shape, g.position] for g in canonical(groups)]
+
+
+def motion_slots(m: Motion) -> list[list[str]]:
+    return [[m.shape, m.colour, m.direction, m.speed, m.end_colour or "none"]]
+
+
+def slot_text(slots: list[list[str]]) -> str:
+    """Slots as text: "two red circle left, one blue square right"."""
+    return ", ".join(" ".join(g) for g in slots)
+
+
+def slot_check(observed: list[list[str]], claimed: list[list[str]]) -> str:
+    """Slot by slot: what is seen, what is claimed, and whether they agree ("red blue no")."""
+    return ", ".join(
+        " ".join(f"{o} {c} {'yes' if o == c else 'no'}" for o, c in zip(og, cg)) for og, cg in zip(observed, claimed)
+    )
+
+
+def defect_text(defects: dict[str, Any]) -> str:
+    """A candidate's defects in words ("very blurry", "cut, faded"), or "clean"."""
+    words = []
+    for kind, level in defects.values():
+        if level:
+            words.append(("very " if level == 2 else "") + DEFECT_WORDS[kind])
+    return ", ".join(words) or "clean"
+
+
+def answer_key(answer: str) -> str:
+    """The word an answer's claim turns on: the number of a count answer, else the last word of its
+    first sentence ("It is on the left." -> "left")."""
+    first = answer.split(".")[0].split()
+    if first[:1] == ["There"] and len(first) > 2:
+        return first[2]
+    return first[-1]
+
+
+def has_extra_claim(answer: str) -> bool:
+    return len([s for s in answer.split(".") if s.strip()]) > 1
 
 
 # ------------------------------------------------------------------------------------ answers
@@ -319,27 +520,117 @@ def _quality_level(rng: np.random.Generator) -> int:
     return int(rng.choice(len(QUALITY_LEVELS), p=[0.5, 0.3, 0.2]))
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What one generation candidate is: its attribute errors against the caption and its defect
+    (kind, level) on each quality axis (``structure``: coherence for images, physics for videos)."""
+
+    errors: int
+    structure: tuple[str | None, int] = (None, 0)
+    style: tuple[str | None, int] = (None, 0)
+
+    def axes(self, kept: float, video: bool) -> dict[str, Any]:
+        """Ground truth per axis, the overall score, and the defects."""
+        structure = "physics" if video else "coherence"
+        out = {
+            "alignment": round(kept, 6),
+            structure: LEVEL_SCORES[self.structure[1]],
+            "style": LEVEL_SCORES[self.style[1]],
+        }
+        gt = ALIGNMENT_WEIGHT * kept + QUALITY_WEIGHT * (out[structure] + out["style"])
+        return dict(out, gt=round(gt, 6), defects={structure: list(self.structure), "style": list(self.style)})
+
+
+def _defect(rng: np.random.Generator, axis: str, video: bool, level: int | None = None) -> tuple[str, int]:
+    kinds = DEFECTS[f"{'video' if video else 'image'}_style"] if axis == "style" else DEFECTS[axis]
+    return str(rng.choice(kinds)), int(level if level is not None else rng.integers(1, 3))
+
+
+def candidate_specs(
+    rng: np.random.Generator, n: int, max_errors: int, video: bool
+) -> tuple[list[Spec], list[str | None]]:
+    """The N candidates of a generation prompt, as adjacent pairs that differ on one axis each (an
+    odd last candidate is free), and each pair's deciding axis (None for the free one).
+
+    - alignment: two distinct error counts, the same quality (clean, or both with the same defect);
+    - a quality axis (coherence or physics, style): the same error count (the same scene, drawn once
+      per candidate), the other quality axis the same, one candidate clean on this axis and the
+      other with a moderate or severe defect."""
+    structure = "physics" if video else "coherence"
+    specs: list[Spec] = []
+    axes: list[str | None] = []
+    for _ in range(n // 2):
+        if rng.random() < QUALITY_AXIS_SHARE:
+            axis = structure if rng.random() < 0.5 else "style"
+            other = "style" if axis == structure else structure
+            errors = int(rng.choice([0, 1, 2], p=[0.6, 0.25, 0.15]))
+            shared = _defect(rng, other, video) if rng.random() < 0.2 else (None, 0)
+            bad = _defect(rng, axis, video)
+            pair = [
+                Spec(errors, **{_field(axis): (None, 0), _field(other): shared}),
+                Spec(errors, **{_field(axis): bad, _field(other): shared}),
+            ]
+        else:
+            axis = "alignment"
+            low = int(rng.integers(0, 2))
+            high = int(rng.integers(low + 1, max_errors + 1))
+            q = {"structure": (None, 0), "style": (None, 0)}
+            if rng.random() < 0.3:
+                which = structure if rng.random() < 0.5 else "style"
+                q[_field(which)] = _defect(rng, which, video)
+            pair = [Spec(low, **q), Spec(high, **q)]
+        if rng.random() < 0.5:
+            pair.reverse()
+        specs += pair
+        axes.append(axis)
+    if n % 2:
+        specs.append(
+            Spec(
+                int(rng.integers(0, max_errors + 1)),
+                _defect(rng, structure, video) if rng.random() < 0.4 else (None, 0),
+                _defect(rng, "style", video) if rng.random() < 0.4 else (None, 0),
+            )
+        )
+        axes.append(None)
+    return specs, axes
+
+
+def _field(axis: str) -> str:
+    return "style" if axis == "style" else "structure"
+
+
 def _generated(
-    files: dict[str, bytes], pid: str, j: int, task: str, ext: str, data: bytes, kept: float, level: int
+    files: dict[str, bytes], pid: str, j: int, task: str, ext: str, data: bytes, axes: dict[str, Any]
 ) -> dict[str, Any]:
-    """A generation candidate: its media file and ground truth 0.75 * attributes kept + 0.25 * quality."""
+    """A generation candidate: its media file and its overall ground truth."""
     rel = f"media/{task}/{pid}/c{j}.{ext}"
     files[rel] = data
-    gt = 0.75 * kept + 0.25 * QUALITY_LEVELS[level][0]
-    return dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=round(gt, 6), seed=None)
+    return dict(id=f"{pid}-c{j}", text=None, media=rel, gt_score=axes["gt"], seed=None)
+
+
+def _candidate_meta(cid: str, axes: dict[str, Any]) -> dict[str, Any]:
+    return dict(id=cid, **{k: v for k, v in axes.items() if k != "gt"})
 
 
 def make_image_generation(seed: int, i: int, n: int) -> Prompt:
     rng = _rng(seed, "image_generation", i)
     scene = random_scene(rng)
     pid = f"ig-{i:05d}"
-    cands, files = [], {}
-    for j, n_err in enumerate(_error_counts(rng, n, 3)):
-        groups, kept = perturb(scene, n_err, rng)
-        level = _quality_level(rng)
-        data = png(degrade(render_scene(groups), level, rng))
-        cands.append(_generated(files, pid, j, "image_generation", "png", data, kept / (4 * len(scene)), level))
-    meta = dict(scene=[asdict(g) for g in scene])
+    cands, files, metas = [], {}, []
+    specs, pair_axes = candidate_specs(rng, n, 3, video=False)
+    perturbed: dict[int, tuple[list[Group], int]] = {}
+    for j, spec in enumerate(specs):
+        key = j // 2
+        if pair_axes[key] not in (None, "alignment") and key in perturbed:  # a quality pair: the same scene
+            groups, kept = perturbed[key]
+        else:
+            groups, kept = perturb(scene, spec.errors, rng)
+            perturbed[key] = (groups, kept)
+        img = style_image(render_scene(groups, coherence=spec.structure, rng=rng), spec.style, rng)
+        axes = spec.axes(kept / (4 * len(scene)), video=False)
+        cands.append(_generated(files, pid, j, "image_generation", "png", png(img), axes))
+        metas.append(dict(_candidate_meta(cands[-1]["id"], axes), scene=[asdict(g) for g in groups]))
+    meta = dict(scene=[asdict(g) for g in scene], pairs=pair_axes, candidates=metas)
     return Prompt(
         dict(
             prompt_id=pid,
@@ -372,12 +663,21 @@ def make_video_generation(seed: int, i: int, n: int) -> Prompt:
     rng = _rng(seed, "video_generation", i)
     motion = random_motion(rng)
     pid = f"vg-{i:05d}"
-    cands, files = [], {}
-    for j, n_err in enumerate(_error_counts(rng, n, 3)):
-        m, kept = perturb_motion(motion, n_err, rng)
-        level = _quality_level(rng)
-        data = mp4(render_motion(m, (0.0, 0.15, 0.35)[level], rng))
-        cands.append(_generated(files, pid, j, "video_generation", "mp4", data, kept / motion.attributes(), level))
+    cands, files, metas = [], {}, []
+    specs, pair_axes = candidate_specs(rng, n, 3, video=True)
+    perturbed: dict[int, tuple[Motion, int]] = {}
+    for j, spec in enumerate(specs):
+        key = j // 2
+        if pair_axes[key] not in (None, "alignment") and key in perturbed:  # a quality pair: the same motion
+            m, kept = perturbed[key]
+        else:
+            m, kept = perturb_motion(motion, spec.errors, rng)
+            perturbed[key] = (m, kept)
+        data = mp4(render_motion(m, 0.0, rng, physics=spec.structure, style=spec.style))
+        axes = spec.axes(kept / motion.attributes(), video=True)
+        cands.append(_generated(files, pid, j, "video_generation", "mp4", data, axes))
+        metas.append(dict(_candidate_meta(cands[-1]["id"], axes), motion=asdict(m)))
+    meta = dict(motion=asdict(motion), pairs=pair_axes, candidates=metas)
     return Prompt(
         dict(
             prompt_id=pid,
@@ -385,7 +685,7 @@ def make_video_generation(seed: int, i: int, n: int) -> Prompt:
             prompt=motion.caption(),
             context=None,
             candidates=cands,
-            meta=json.dumps(dict(motion=asdict(motion))),
+            meta=json.dumps(meta),
         ),
         files,
     )
@@ -454,12 +754,43 @@ def pair_label(a: float | None, b: float | None, eps: float = 1e-9) -> str | Non
     return "first" if a > b else "second"
 
 
+AXIS_NAMES = ("alignment", "coherence", "physics", "style")
+
+
+def pair_axis(row: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """What decides the pair of candidates ``a`` and ``b`` of pool ``row``: for generation, the one
+    axis they differ on (``alignment``, ``coherence``, ``physics`` or ``style``), ``mixed`` for
+    several, None for none (or a pool without per-candidate axes in its meta); for understanding,
+    ``hallucination`` (the right answer against the same with a false extra claim: 1.0 vs 0.5),
+    ``correctness`` (a wrong answer, 0.0, against a better one), None for a tie or unknown."""
+    if row["task"] == "image_editing":
+        return None  # edits have no axes in this world
+    if row["task"].endswith("_generation"):
+        try:
+            meta = json.loads(row.get("meta") or "{}")
+        except ValueError:
+            return None
+        by_id = {c.get("id"): c for c in meta.get("candidates") or [] if isinstance(c, dict)}
+        ca, cb = by_id.get(a["id"]), by_id.get(b["id"])
+        if ca is None or cb is None:
+            return None
+        differ = [k for k in AXIS_NAMES if k in ca and ca[k] != cb.get(k)]
+        return differ[0] if len(differ) == 1 else "mixed" if differ else None
+    sa, sb = a.get("gt_score"), b.get("gt_score")
+    if sa is None or sb is None or sa == sb:
+        return None
+    return "hallucination" if {sa, sb} == {1.0, 0.5} else "correctness" if min(sa, sb) == 0.0 else None
+
+
 def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[str, Any]]:
     """Item rows (pairs and points) of one pool row. ``pairs``: 'adjacent' ((0,1), (2,3), ...: the
-    original's pair ranking) or 'all' (every unordered pair)."""
+    original's pair ranking; in this world each such pair differs on one axis) or 'all' (every
+    unordered pair). Pair rows carry ``axis`` (see ``pair_axis``); every row carries ``rationales``,
+    the ground-truth reasoning about each of its candidates (see ``candidate_rationales``)."""
     cands = row["candidates"]
     gen = row["task"] in ("image_generation", "video_generation", "image_editing")  # the candidates are visuals
     ref = (lambda c: c["media"]) if gen else (lambda c: c["text"])
+    why = candidate_rationales(row)
     out = []
     if pairs == "adjacent":
         idx = [(k, k + 1) for k in range(0, len(cands) - 1, 2)]
@@ -479,9 +810,11 @@ def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[s
                 candidates=[ref(ca), ref(cb)],
                 label=pair_label(ca["gt_score"], cb["gt_score"]),
                 gt_scores=[ca["gt_score"], cb["gt_score"]],
+                axis=pair_axis(row, ca, cb),
+                rationales=[why[a], why[b]] if why else None,
             )
         )
-    for c in cands:
+    for k, c in enumerate(cands):
         out.append(
             dict(
                 item_id=c["id"],
@@ -492,8 +825,47 @@ def items_from_pool(row: dict[str, Any], pairs: str = "adjacent") -> list[dict[s
                 candidates=[ref(c)],
                 label=None,
                 gt_scores=[c["gt_score"]],
+                axis=None,
+                rationales=[why[k]] if why else None,
             )
         )
+    return out
+
+
+def candidate_rationales(row: dict[str, Any]) -> list[str] | None:
+    """Ground-truth reasoning about each candidate of pool ``row``, in the fixed slot order: for
+    generation, the visual's slots checked against the caption (seen, claimed, yes/no) and its
+    defects ("two two yes red blue no circle circle yes left left yes; very blurry"); for
+    understanding, what the visual shows, the answer's claim and whether they agree, and whether it
+    adds a claim ("red blue no, extra"). None when the row's meta lacks what it takes (pools written
+    before these fields)."""
+    if row["task"] == "image_editing":
+        return None  # edits have no slot rationales in this world
+    try:
+        meta = json.loads(row.get("meta") or "{}")
+    except ValueError:
+        return None
+    cands = row["candidates"]
+    if row["task"].endswith("_generation"):
+        video = row["task"] == "video_generation"
+        key = "motion" if video else "scene"
+        by_id = {c.get("id"): c for c in meta.get("candidates") or [] if isinstance(c, dict)}
+        if key not in meta or any(key not in by_id.get(c["id"], {}) for c in cands):
+            return None
+        slots = (lambda x: motion_slots(Motion(**x))) if video else (lambda x: scene_slots([Group(**g) for g in x]))
+        claimed = slots(meta[key])
+        return [
+            f"{slot_check(slots(by_id[c['id']][key]), claimed)}; {defect_text(by_id[c['id']]['defects'])}"
+            for c in cands
+        ]
+    correct = [c["text"] for c in cands if c.get("gt_score") == 1.0]
+    if not correct:
+        return None
+    seen = answer_key(correct[0])
+    out = []
+    for c in cands:
+        key = answer_key(c["text"])
+        out.append(f"{seen} {key} {'yes' if key == seen else 'no'}{', extra' if has_extra_claim(c['text']) else ''}")
     return out
 
 

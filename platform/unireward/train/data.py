@@ -121,19 +121,43 @@ class SFTExample:
         return self.messages + [{"role": "assistant", "content": [{"type": "text", "text": self.target}]}]
 
 
-def from_preference(item: JudgeItem, protocol: Protocol, label: Any, source: str = "") -> SFTExample:
+THINK_NOUNS = {"image_generation": "Image", "video_generation": "Video"}  # understanding: "Answer"
+
+
+def think_text(task: str, rationales: Sequence[str]) -> str:
+    """Reasoning before a pairwise verdict: what each candidate is, in the order shown
+    ("<think>Image 1: ... Image 2: ...</think>" and a line break); the parser reads the verdict
+    after it, and the generate method reads its probabilities there."""
+    noun = THINK_NOUNS.get(str(task), "Answer")
+    return "<think>" + " ".join(f"{noun} {k + 1}: {r}." for k, r in enumerate(rationales)) + "</think>\n"
+
+
+def from_preference(
+    item: JudgeItem, protocol: Protocol, label: Any, source: str = "", rationales: Sequence[str] | None = None
+) -> SFTExample:
     """A project-schema preference (a judge item with its ground-truth label) as an SFT example,
-    through the protocol the judge reads it with."""
+    through the protocol the judge reads it with. ``rationales`` (pairs): reasoning about each
+    candidate, in the item's order; the target then reasons first (``think_text``), then gives the
+    verdict."""
     problem = item.problem()
     if problem:
         raise DataError(f"item {item.id or '?'}: {problem}")
     task = Task(item.task)
     media = item.visuals()
+    target = target_text(protocol, label)
+    if rationales is not None:
+        if (
+            protocol.mode is not Mode.PAIR_RANK
+            or len(rationales) != 2
+            or not all(isinstance(r, str) and r for r in rationales)
+        ):
+            raise DataError(f"item {item.id or '?'}: reasoning needs one non-empty rationale per candidate of a pair")
+        target = think_text(task.value, rationales) + target
     return SFTExample(
         messages=chat_messages(item, protocol),
         media=media,
         media_kind=task.media_kind,
-        target=target_text(protocol, label),
+        target=target,
         task=task.value,
         source=source,
     )
@@ -186,11 +210,12 @@ def from_conversation(record: Mapping[str, Any], task: str, source: str = "") ->
 
 # ------------------------------------------------------------------------------------ sources
 def example_from_item_row(
-    row: Mapping[str, Any], protocol_for, source: str = "", swap: bool = False
+    row: Mapping[str, Any], protocol_for, source: str = "", swap: bool = False, think: bool = False
 ) -> SFTExample | None:
     """An item row (the ``item`` schema, media already resolved) with its ground truth as an SFT
     example: a pair with its ``label`` (first/second/tie), a point with ``gt_scores[0]`` in [0, 1]
     mapped onto the protocol's scale. ``swap`` gives the pair in the other order (label swapped).
+    ``think``: a pair with ``rationales`` reasons about each candidate before its verdict.
     Returns None for a row without ground truth; raises DataError for a malformed one."""
     from ..judge.records import item_from_record
 
@@ -204,9 +229,13 @@ def example_from_item_row(
         label = row.get("label")
         if label is None:
             return None
+        why = list(row.get("rationales") or []) if think else None
+        if think and not why:
+            raise DataError(f"item {row.get('item_id') or '?'}: think needs the pair's rationales")
         if swap:
             item, label = item.swapped(), {"first": "second", "second": "first"}.get(label, label)
-        return from_preference(item, protocol, label, source)
+            why = why[::-1] if why else why
+        return from_preference(item, protocol, label, source, rationales=why)
     if mode is Mode.POINT_SCORE:
         gt = row.get("gt_scores") or [None]
         if gt[0] is None:

@@ -93,9 +93,9 @@ def build_plan(spec, registry) -> dict[str, Any]:
             if r.get("mode") == "point_score" and not data.points:
                 continue
             try:
-                add(example_from_item_row(r, protocol_for, name))
+                add(example_from_item_row(r, protocol_for, name, think=data.think))
                 if data.both_orders and r.get("mode") == "pair_rank" and r.get("label") is not None:
-                    add(example_from_item_row(r, protocol_for, name, swap=True))
+                    add(example_from_item_row(r, protocol_for, name, swap=True, think=data.think))
             except (DataError, KeyError) as e:
                 errors.append(dict(source=name, record=r.get("item_id"), reason=str(e)))
     for src in data.eval:
@@ -151,12 +151,12 @@ def write_plan(plan: dict[str, Any], run_dir: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def judge_eval_rows(rm, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Judges held-out item rows with the logit method; one compact result per row."""
+def judge_eval_rows(rm, rows: list[dict[str, Any]], method: str = "logits") -> list[dict[str, Any]]:
+    """Judges held-out item rows (with the logit method by default); one compact result per row."""
     from ..judge.records import item_from_record
 
     items = [item_from_record(r) for r in rows]
-    judgments = rm.judge(items, method="logits")
+    judgments = rm.judge(items, method=method)
     return [
         dict(
             task=r["task"],
@@ -167,14 +167,32 @@ def judge_eval_rows(rm, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             verdict=j.verdict,
             score_norm=j.score_norm,
             mass=j.mass,
+            axis=r.get("axis"),
         )
         for k, (r, j) in enumerate(zip(rows, judgments))
     ]
 
 
+QUALITY_AXES = ("coherence", "physics", "style")
+
+
+def _axis_groups(pairs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Pairs by what decides them (the items' ``axis``), plus ``quality``: any quality axis."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in pairs:
+        axis = r.get("axis")
+        if axis:
+            out.setdefault(axis, []).append(r)
+            if axis in QUALITY_AXES:
+                out.setdefault("quality", []).append(r)
+    return out
+
+
 def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     """Per-task metrics from judged held-out rows: ``eval/<task>/acc`` (3-way, a tie must be called
-    a tie), ``eval/<task>/acc_without_ties`` (pairs whose truth is not a tie), ``eval/<task>/spearman``
+    a tie), ``eval/<task>/acc_without_ties`` (pairs whose truth is not a tie; also per deciding axis
+    where the items name it, ``eval/<task>/<axis>/acc_without_ties``, with ``quality`` for any
+    quality axis), ``eval/<task>/spearman``
     (point scores vs ground truth), ``eval/<task>/failed`` (judgments that were not ok), and the
     mean pairwise accuracy without ties over the tasks with pairs, ``eval/mean_acc``."""
     from ..judge.metrics import pair_metrics, point_metrics
@@ -207,6 +225,10 @@ def eval_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
                     out[f"eval/{task}/{key}"] = float(m[key])
             if m["acc_without_ties"] is not None:
                 accs.append(float(m["acc_without_ties"]))
+            for axis, grp in _axis_groups(pairs).items():
+                am = pair_metrics([js[id(r)] for r in grp], [r["label"] for r in grp])
+                if am["acc_without_ties"] is not None:
+                    out[f"eval/{task}/{axis}/acc_without_ties"] = float(am["acc_without_ties"])
         if points:
             m = point_metrics([js[id(r)] for r in points], [r["gt"] for r in points])
             out[f"eval/{task}/spearman"] = float(m["spearman"]) if m["spearman"] is not None else 0.0
@@ -319,10 +341,10 @@ def train_loop(config: dict[str, Any]) -> None:
                     media=spec.media.limits(),
                     max_batch_size=16,
                 )
-                results = judge_eval_rows(copy, eval_rows)
+                results = judge_eval_rows(copy, eval_rows, t.eval_method)
                 del copy
         else:
-            results = judge_eval_rows(rm, eval_rows[rank::world])
+            results = judge_eval_rows(rm, eval_rows[rank::world], t.eval_method)
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, results)
         metrics = eval_metrics([r for part in gathered for r in (part or [])])
