@@ -528,7 +528,9 @@ DEMO_GRPO = dict(steps=3, generations=4, max_completion_length=12, lr=1e-4)
 
 def _grpo(url: str, policy: Path, world, work: Path, console, seed: int) -> dict[str, Any]:
     """TRL's GRPOTrainer on the tiny VLM (image questions from the world), rewards from the endpoint."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    import warnings
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor, PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from .integrations.trl import RewardFunction, grpo_dataset
@@ -552,14 +554,17 @@ def _grpo(url: str, policy: Path, world, work: Path, console, seed: int) -> dict
         disable_tqdm=True,
     )
     t = time.time()
-    trainer = GRPOTrainer(
-        model=AutoModelForImageTextToText.from_pretrained(policy),
-        reward_funcs=reward,
-        args=args,
-        train_dataset=ds,
-        processing_class=AutoProcessor.from_pretrained(policy, padding_side="left"),
-    )
-    trainer.train()
+    with warnings.catch_warnings():  # transformers' renaming notices (gradient_checkpointing)
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer = GRPOTrainer(
+            model=AutoModelForImageTextToText.from_pretrained(policy),
+            reward_funcs=reward,
+            args=args,
+            train_dataset=ds,
+            processing_class=AutoProcessor.from_pretrained(policy, padding_side="left"),
+        )
+        trainer.remove_callback(PrinterCallback)  # the summary line below says what matters
+        trainer.train()
     logs = [h for h in trainer.state.log_history if "reward" in h and "reward_std" in h]
     steps = [dict(step=h.get("step"), reward=h["reward"], reward_std=h["reward_std"]) for h in logs]
     console.print(
@@ -567,6 +572,10 @@ def _grpo(url: str, policy: Path, world, work: Path, console, seed: int) -> dict
         + ", ".join(f"step {s['step']}: mean {s['reward']:.2f} (std {s['reward_std']:.2f})" for s in steps)
         + f"; {reward.stats['groups']} groups, {reward.stats['nulls']} null rewards, {time.time() - t:.0f} s"
     )
+    if steps and all(s["reward_std"] == 0 for s in steps):
+        console.print(
+            "  Every group's answers tied: a judge that cannot tell them apart gives GRPO no advantage to follow."
+        )
     return dict(
         steps=steps, groups=reward.stats["groups"], nulls=reward.stats["nulls"], seconds=round(time.time() - t, 1)
     )

