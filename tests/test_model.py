@@ -331,8 +331,8 @@ def test_generate_reads_the_verdict_after_reasoning(rm, world, monkeypatch):
     # the same read by hand: prompt, reasoning, answer path
     protocol = rm.protocols.get(rm.family, item.task, item.resolved_mode())
     trie = rm._plan(protocol).tries[0]
-    enc = rm._encode(item, protocol, {})
-    inputs = rm._collate([enc], [list(rm._tokens(reasoning)) + list(trie.path)])
+    enc = rm.encode_item(item, protocol, {})
+    inputs = rm.collate([enc], [list(rm._tokens(reasoning)) + list(trie.path)])
     with torch.no_grad():
         logp = rm.model(**inputs, use_cache=False).logits.float().log_softmax(-1)[0]
     n = logp.shape[0]

@@ -165,9 +165,20 @@ def post(ep, body, token=TOKEN):
     return httpx.post(ep["url"] + "/v1/rewards", json=body, headers={"authorization": f"Bearer {token}"}, timeout=120)
 
 
-def image_group(pools, k=0):
-    row = pools["image_generation"][k]
-    return row["prompt"], [c["media"] for c in row["candidates"]]
+def image_group(pools, n=4):
+    """A prompt and ``n`` pairwise distinct images (the world renders two flawless candidates of a
+    prompt identically, and the endpoint judges duplicates once, so the images are gathered across
+    prompts: what is under test is the endpoint, not the judge's taste)."""
+    rows = pools["image_generation"]
+    seen, paths = set(), []
+    for row in rows:
+        for c in row["candidates"]:
+            data = Path(c["media"]).read_bytes()
+            if data not in seen:
+                seen.add(data)
+                paths.append(c["media"])
+    assert len(paths) >= n, "the test world has too few distinct images"
+    return rows[0]["prompt"], paths[:n]
 
 
 @pytest.mark.slow

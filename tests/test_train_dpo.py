@@ -30,14 +30,19 @@ def gen_world(tmp_path_factory):
     )
 
 
-def _prefs(world, task):
+def _prefs(world, task, clearest=False):
+    """The world's ground-truth preference pairs of ``task``; with ``clearest``, the widest
+    quality gaps first (a few steps of DPO learn a blatant flaw before a subtle one)."""
     items, rows = read_items(world.items[task])
-    out = []
+    out, gaps = [], []
     for it, r in zip(items, rows):
         if r["mode"] == "pair_rank" and r["label"] in ("first", "second"):
             a, b = it.candidates
             chosen, rejected = (a, b) if r["label"] == "first" else (b, a)
             out.append(dict(task=task, prompt_id=r["item_id"], prompt=it.prompt, chosen=chosen, rejected=rejected))
+            gaps.append(abs(r["gt_scores"][0] - r["gt_scores"][1]))
+    if clearest:
+        out = [p for _, k, p in sorted(zip(gaps, range(len(out)), out), key=lambda t: (-t[0], t[1]))]
     return out
 
 
@@ -78,7 +83,7 @@ def test_diffusion_dpo_on_ray_train_raises_held_out_implicit_accuracy(ray_local,
     task = "image_generation" if policy == "diffusion_image" else "video_generation"
     model = (build_tiny_t2i if policy == "diffusion_image" else build_tiny_t2v)(tmp_path / "pipe")
     export = (export_diffusion_dpo if policy == "diffusion_image" else export_videodpo)(
-        _prefs(gen_world, task)[:8], str(tmp_path / "export"), MediaLimits()
+        _prefs(gen_world, task, clearest=True)[:8], str(tmp_path / "export"), MediaLimits()
     )
     path = export["files"][task]["path"]
     spec = parse_spec(

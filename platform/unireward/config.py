@@ -365,7 +365,10 @@ class TrainingConfig(_Strict):
         description="how held-out items are judged: the logit method, or generation (a judge that reasons first)",
     )
     keep: PositiveInt = Field(2, description="checkpoints kept, best first by metric")
-    metric: str = Field("eval/mean_acc", description="the metric that ranks checkpoints (higher is better)")
+    metric: str = Field(
+        "eval/mean_acc",
+        description="the metric that ranks checkpoints (higher is better; a tie goes to the lower eval/loss, then the later step)",
+    )
     seed: int = 0
 
 

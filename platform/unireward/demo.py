@@ -499,27 +499,45 @@ def _serve(judge_dir: Path, world, console, policy: Path, work: Path, seed: int)
 
 
 def _group(client, world, console) -> dict[str, Any]:
-    """One group of answers rewarded in one /v1/rewards request (pairwise win rates, both orders)."""
+    """One group of candidates rewarded in one /v1/rewards request (pairwise win rates, both orders):
+    the answers to an image question, or, when every question's image is one the demo damaged on
+    purpose, the images generated for one prompt (a damaged one among them gets a null reward)."""
     from .io import schema
     from .judge.records import resolve_row
 
-    pool = world.pools["image_understanding"]
     damaged = {c["file"] for c in world.corrupted}
-    rows = schema.read_parquet(pool)
-    # the first question whose image is intact (the demo damages a few files on purpose)
-    row = resolve_row(next((r for r in rows if r["context"] not in damaged), rows[0]), schema.parent(pool))
-    answers = [c["text"] for c in row["candidates"]]
-    res = client.rewards("image_understanding", row["prompt"], answers, context=row["context"])
+    for task in ("image_understanding", "image_generation"):
+        pool = world.pools[task]
+        for raw in schema.read_parquet(pool):
+            if task == "image_understanding" and raw["context"] not in damaged:
+                row = resolve_row(raw, schema.parent(pool))
+                cands, shown, context = row["candidates"], [c["text"] for c in row["candidates"]], row["context"]
+                break
+            intact = [c for c in raw["candidates"] if c["media"] not in damaged]
+            if task == "image_generation" and len(intact) >= 2:
+                row = resolve_row(raw, schema.parent(pool))  # damaged images too: they get a null reward
+                cands, context = row["candidates"], None
+                shown = [Path(c["media"]).name for c in cands]
+                break
+        else:
+            continue
+        break
+    else:
+        console.print("  /v1/rewards: skipped, every image in the world was damaged on purpose")
+        return {}
+    sent = shown if task == "image_understanding" else [c["media"] for c in cands]
+    res = client.rewards(task, row["prompt"], sent, context=context)
     console.print(
-        f"  /v1/rewards, one group of {len(answers)} answers to {row['prompt']!r} (pairwise win rate, both orders):"
+        f"  /v1/rewards, one group of {len(cands)} {'answers' if context else 'images'} for {row['prompt']!r}"
+        " (pairwise win rate, both orders):"
     )
-    for c, r in zip(row["candidates"], res.rewards):
-        console.print(f"    {_f(r)}  (ground truth {c['gt_score']:.1f})  {c['text']}")
+    for c, r, s in zip(cands, res.rewards, shown):
+        console.print(f"    {_f(r)}  (ground truth {c['gt_score']:.1f})  {s}")
     d = res.details
     console.print(
         f"    {d['judgments']} judgments in one request, {d['latency_s']:.2f} s; swap agreement {_f(d.get('swap_agreement'))}"
     )
-    return dict(rewards=res.rewards, gt=[c["gt_score"] for c in row["candidates"]], details=d)
+    return dict(task=task, rewards=res.rewards, gt=[c["gt_score"] for c in cands], details=d)
 
 
 # The demo's GRPO run: a few steps of the untrained tiny policy, enough to show the loop working

@@ -492,7 +492,7 @@ class RewardModel:
             text = texts[k]
             reasoning = text[: text.index("</think>") + len("</think>")] + "\n"
             suffixes.append(list(self._tokens(reasoning)) + list(trie.path))
-        inputs = self._collate([batch[k].enc for k in rows], suffixes)
+        inputs = self.collate([batch[k].enc for k in rows], suffixes)
         inner = getattr(self.model, "model", None)
         if inner is not None and hasattr(inner, "rope_deltas"):
             inner.rope_deltas = None  # generation left its own value there

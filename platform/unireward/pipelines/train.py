@@ -60,11 +60,13 @@ def _fit(spec, loop, run_dir: str, config: dict[str, Any], say):
         follower.stop()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
-    ranked = sorted(
-        (c for c in result.best_checkpoints if spec.training.metric in c[1]),
-        key=lambda c: c[1][spec.training.metric],
-        reverse=True,
-    )
+    metric = spec.training.metric
+
+    def rank(c):  # the metric; on a tie (accuracies on few items often tie) the lower eval loss, then the later step
+        m = c[1]
+        return (m[metric], -m.get("eval/loss", float("inf")), m.get("step", 0))
+
+    ranked = sorted((c for c in result.best_checkpoints if metric in c[1]), key=rank, reverse=True)
     best, best_metrics = ranked[0] if ranked else (result.checkpoint, result.metrics)
     return _checkpoint_uri(best), best_metrics
 
