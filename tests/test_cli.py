@@ -457,7 +457,20 @@ def test_protocols_overrides_missing_file(runner, tmp_path):
     assert "not found" in res.stderr
 
 
-# ------------------------------------------------------------------------------------ bench judge
+# ------------------------------------------------------------------------------------ bench
+@pytest.mark.slow
+def test_bench_eval_json(runner):
+    res = invoke(runner, ["bench", "eval", "--json", "--small", "8", "--large", "24"])
+    assert res.exit_code == 0, res.output
+    r = parse_json(res.stdout)
+    assert r["loop_pairs_per_s"] > 0 and r["ray_1_actor_pairs_per_s"] > 0
+    assert r["ray_1_actor_vs_loop"] == pytest.approx(r["ray_1_actor_pairs_per_s"] / r["loop_pairs_per_s"])
+    assert {k: v["units"] for k, v in r["runs"].items()} == {"8": 8, "24": 24}  # every pair judged, once
+    mem = r["driver_peak_rss_mb"]
+    assert set(mem) == {"8", "24"} and all(v > 0 for v in mem.values())
+    assert r["driver_memory_ratio"] == pytest.approx(mem["24"] / mem["8"])
+
+
 @pytest.mark.slow
 def test_bench_judge_json(runner):
     res = invoke(
@@ -526,6 +539,18 @@ def test_demo(runner, tmp_path):
         assert summary["results"][task]["logits"]["status"]["invalid_input"] > 0
     assert invalid_total > 0
     assert len(rows) == sum(sum(r["status"].values()) for bm in summary["results"].values() for r in bm.values())
+
+    # the paper's selection beside its alternatives, on the same pools, each with its n and interval
+    sel = dict(summary["curation"]["selectors"])
+    swap = sel.pop("swap")
+    assert swap["pairs"] > 0 and 0 <= swap["agreement"] <= 1 and swap["confident"] <= swap["pairs"]
+    assert list(sel) == ["pair ranking + point sifting", "Bradley-Terry", "pointwise argmax", "random pair"]
+    for name, r in sel.items():
+        assert r["kept"] >= 0 and (r["precision"] is None or 0 <= r["precision"] <= 1)
+        if r["kept"] and name != "random pair":
+            lo, hi = r["ci95"]
+            assert lo <= r["precision"] <= hi and r["truly_better"] == round(r["precision"] * r["kept"])
+    assert sel["random pair"]["expected"] and sel["random pair"]["kept"] > 0
 
     # the DPO step: the policy's accuracy on held-out questions before and after each run
     align = summary["alignment"]

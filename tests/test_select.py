@@ -258,6 +258,29 @@ def test_bradley_terry_selection():
     assert res.status == "dropped" and "min_confidence" in res.reason
 
 
+def test_pointwise_selection():
+    judge = Script(points={"c0": 0.4, "c1": 0.9, "c2": None, "c3": 0.1})
+    [res] = curate_batch([_row(gts=[0.5, 1.0, 0.0, 0.2])], judge, SelectConfig(strategy="pointwise"), swap=True)
+    assert res.status == "kept"
+    [p] = res.preferences
+    # best-scored against worst-scored; the unparsed c2 is out, with its reason
+    assert (p["chosen_id"], p["rejected_id"]) == ("c1", "c3") and p["margin"] == pytest.approx(0.8)
+    assert p["strategy"] == "pointwise" and (p["chosen_gt"], p["rejected_gt"]) == (1.0, 0.2)
+    assert [e["candidate_id"] for e in res.errors] == ["c2"]
+    assert len(judge.calls) == 1 and all(":c" in i for i in judge.calls[0][0])  # points only: no pair, no confirm
+    assert plan_pairs(4, "pointwise", 6, "p", 0) == []
+    # all scores equal: no margin, dropped (never "the first candidate wins")
+    [res] = curate_batch(
+        [_row()],
+        Script(points=dict.fromkeys(["c0", "c1", "c2", "c3"], 0.5)),
+        SelectConfig(strategy="pointwise"),
+        swap=True,
+    )
+    assert res.status == "dropped" and "margin" in res.reason
+    [res] = curate_batch([_row(n=2)], Script(points={"c0": 0.5}), SelectConfig(strategy="pointwise"), swap=True)
+    assert res.status == "dropped" and "only 1" in res.reason
+
+
 def test_a_generation_failure_is_the_recorded_reason():
     row = _row()
     row.error = "RuntimeError: CUDA out of memory"

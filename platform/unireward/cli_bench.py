@@ -188,8 +188,8 @@ def serve(
 @app.command("eval")
 def eval_(
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
-    small: int = typer.Option(100, help="pairs in the small copy (also the throughput comparison)"),
-    large: int = typer.Option(1000, help="pairs in the large copy (the driver's memory beside the small one's)"),
+    small: int = typer.Option(100, help="pairs in the small copy (the driver's memory, beside the large one's)"),
+    large: int = typer.Option(1000, help="pairs in the large copy (also the throughput comparison)"),
     size: str = typer.Option("nano", help="tiny judge size"),
 ) -> None:
     """Benchmark evaluation: Ray Data (1 judge actor) against an in-process loop, and the driver's

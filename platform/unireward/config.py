@@ -129,7 +129,7 @@ class ResourcesConfig(_Strict):
 class SelectConfig(_Strict):
     """How a prompt's judgments become a preference pair (see unireward.curate.select)."""
 
-    strategy: Literal["pair_point", "bradley_terry"] = "pair_point"
+    strategy: Literal["pair_point", "bradley_terry", "pointwise"] = "pair_point"
     margin: float = Field(0.0, ge=0, description="keep a pair only if chosen - rejected score exceeds this")
     on_tie: Literal["drop_pair", "rejudge_swapped", "exclude_prompt"] = "drop_pair"
     on_unparsed: Literal["drop_pair", "rejudge_swapped", "exclude_prompt"] = "rejudge_swapped"

@@ -153,6 +153,7 @@ def run_demo(
     trained = _train(judge_dir, summary, work, console, seed)
     trained_dir = Path(trained["final"])
     curation = _curate(trained_dir, summary, work / "curate", console)
+    curation["selectors"] = _selectors(trained_dir, summary, curation, console)
     aligned = _align(judge_dir, curation, work / "train_world", work, console, seed)
     served = _serve(trained_dir, summary, console, policy=judge_dir, work=work, seed=seed)
 
@@ -332,6 +333,100 @@ def _curate(judge_dir: Path, world, out: Path, console) -> dict[str, Any]:
         run=summary["run"],
         exports=summary["exports"],
     )
+
+
+CONFIDENT = 0.6  # a verdict the judge gives with at least this probability (both orders combined)
+
+
+def _selectors(judge_dir: Path, world, curation: dict[str, Any], console) -> dict[str, Any]:
+    """Step 6b: the paper's selection (pair ranking + point sifting, the Ray run above) beside its
+    alternatives on the same pools and the same trained judge: Bradley-Terry over random pairs,
+    pointwise argmax / argmin, and a random pair (its expected precision, computed exactly)."""
+    from rich import box
+    from rich.table import Table
+
+    from .config import SelectConfig
+    from .curate.select import curate_batch, pool_row_from_record
+    from .eval.core import wilson
+    from .io import schema
+    from .judge.records import decode_row_media, resolve_row
+
+    rm = RewardModel(judge_dir)
+    rows = []
+    for task in TASKS:
+        pool = world.pools[task]
+        for raw in schema.read_parquet(pool):
+            row = resolve_row(raw, schema.parent(pool))
+            rows.append(pool_row_from_record(row, decode_row_media(row, rm.media_limits())))
+
+    def judge(items, swap):
+        return rm.judge(items, method="logits", swap=swap)
+
+    # the trained judge in both orders on the held-out pairs: does it keep its verdict when the order flips?
+    pairs = [it for t in TASKS for it in read_items(world.items[t])[0] if it.resolved_mode() is Mode.PAIR_RANK]
+    both = [j for j in judge(pairs, True) if j.ok and j.agreement is not None and j.probs]
+    confident = [j for j in both if max(j.probs.values()) >= CONFIDENT]
+    swap = dict(
+        pairs=len(both),
+        agreement=sum(j.agreement for j in both) / len(both) if both else None,
+        confident=len(confident),
+        confident_agreement=sum(j.agreement for j in confident) / len(confident) if confident else None,
+    )
+    console.print(
+        f"[6b/9] the trained judge in both orders on the {swap['pairs']} held-out pairs: swap agreement "
+        f"{_f(swap['agreement'])}; on the {swap['confident']} it is confident about "
+        f"(P >= {CONFIDENT}): {_f(swap['confident_agreement'])}"
+    )
+
+    def counts(prefs):
+        gt = [p for p in prefs if p["chosen_gt"] is not None and p["rejected_gt"] is not None]
+        return sum(p["chosen_gt"] > p["rejected_gt"] for p in gt), len(gt)
+
+    out: dict[str, Any] = {"swap": swap}
+    tasks = curation["tasks"].values()
+    k, n = (
+        sum(t["precision"]["chosen_truly_better"] for t in tasks),
+        sum(t["precision"]["pairs_with_ground_truth"] for t in tasks),
+    )
+    out["pair ranking + point sifting"] = dict(
+        kept=n, truly_better=k, precision=k / n if n else None, ci95=wilson(k, n)
+    )
+    for name, strategy in (("Bradley-Terry", "bradley_terry"), ("pointwise argmax", "pointwise")):
+        results = curate_batch(rows, judge, SelectConfig(strategy=strategy), swap=True)
+        k, n = counts([p for r in results for p in r.preferences])
+        out[name] = dict(kept=n, truly_better=k, precision=k / n if n else None, ci95=wilson(k, n))
+    # a random ordered pair of two usable candidates: P(chosen truly better), averaged over prompts
+    expected = []
+    for row in rows:
+        gts = [c.gt for c in row.candidates if c.gt is not None and not isinstance(c.source, Exception)]
+        if row.error is None and len(gts) >= 2:
+            better = sum(a > b for a in gts for b in gts)
+            expected.append(better / (len(gts) * (len(gts) - 1)))
+    out["random pair"] = dict(
+        kept=len(expected), precision=sum(expected) / len(expected) if expected else None, expected=True
+    )
+    table = Table(
+        title="selection on the same pools with the same trained judge (all tasks; 95% Wilson intervals)",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("selection", "kept pairs", "precision", "95% interval"):
+        table.add_column(col, justify="left" if col == "selection" else "right", no_wrap=True)
+    for name, r in out.items():
+        if name == "swap":
+            continue
+        ci = r.get("ci95")
+        table.add_row(
+            name,
+            str(r["kept"]),
+            _f(r["precision"]),
+            f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else ("expected" if r.get("expected") else "-"),
+        )
+    console.print(table)
+    console.print(
+        "  Precision is the share of kept pairs whose chosen candidate is truly better (equal truth counts "
+        "as not better). An interval that covers the random line: that selection is not yet told apart from chance."
+    )
+    return out
 
 
 # The demo's alignment recipe: DPO of the tiny VLM, a few dozen steps on two CPU workers

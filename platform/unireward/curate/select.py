@@ -2,7 +2,7 @@
 pair. Pure functions: the judge is passed in as a callable, so this runs the same in a plain loop,
 in a Ray Data actor, or against a served judge.
 
-Two strategies:
+Three strategies:
 
 - ``pair_point`` (the original's pair ranking + point sifting): the valid candidates form N/2
   disjoint pairs (0,1), (2,3), ...; each pair is ranked; every candidate is also scored pointwise.
@@ -11,6 +11,9 @@ Two strategies:
 - ``bradley_terry``: ``pairings`` random pairs per prompt (seeded by the prompt id), a regularised
   Bradley-Terry fit of the pairwise outcomes, best against worst, kept if P(best beats worst) >=
   ``min_confidence``.
+- ``pointwise``: every candidate scored alone, the best-scored against the worst-scored (what a
+  scalar reward model's pipeline does), kept if the margin exceeds ``margin`` and, with logit
+  scores, P(chosen scores higher) >= ``min_confidence``. No pair is judged.
 
 Ties and unparsed verdicts are handled explicitly (``on_tie`` / ``on_unparsed``): drop the pair,
 re-judge it in the swapped order, or exclude the whole prompt. Never "candidate 1 wins".
@@ -143,6 +146,8 @@ def _seed_for(prompt_id: str, seed: int) -> int:
 
 
 def plan_pairs(n: int, strategy: str, pairings: int, prompt_id: str, seed: int) -> list[tuple[int, int]]:
+    if strategy == "pointwise":
+        return []
     if strategy == "pair_point":
         return [(k, k + 1) for k in range(0, n - 1, 2)]
     everything = [(a, b) for a in range(n) for b in range(a + 1, n)]
@@ -262,7 +267,7 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
         for a, b in plan_pairs(len(good), cfg.strategy, cfg.pairings, row.prompt_id, seed):
             items.append(_item(row, [good[a], good[b]], f"{good[a].id}~{good[b].id}"))
             owners.append((r, "pair", (a, b)))
-        if cfg.strategy == "pair_point":
+        if cfg.strategy in ("pair_point", "pointwise"):
             for c in good:
                 items.append(_item(row, [c], c.id))
                 owners.append((r, "point", c))
@@ -302,6 +307,8 @@ def curate_batch(rows: Sequence[PoolRow], judge: JudgeFn, cfg: Any, swap: bool, 
         row = rows[r]
         if cfg.strategy == "pair_point":
             pick = _select_pair_point(row, valid[r], pairs.get(r, []), points[r], cfg, res)
+        elif cfg.strategy == "pointwise":
+            pick = _select_pointwise(row, valid[r], points[r], cfg, res)
         else:
             pick = _select_bradley_terry(row, valid[r], pairs.get(r, []), cfg, res)
         if pick is None:
@@ -431,6 +438,37 @@ def _select_pair_point(row, cands, plist, points, cfg, res) -> dict[str, Any] | 
         p_chosen_better=p_dist,
         judgment=j_c,
         provenance_extra=dict(pairs=len(plist), decisive=len(winners)),
+    )
+
+
+def _select_pointwise(row, cands, points, cfg, res) -> dict[str, Any] | None:
+    scores: dict[int, float] = {}
+    for k, c in enumerate(cands):
+        j = points[c.id]
+        if j.status is Status.OK and j.score_norm is not None and math.isfinite(j.score_norm):
+            scores[k] = float(j.score_norm)
+        else:
+            res.errors.append(_error(row, "judge", j.status.value, f"point {c.id}: {j.reason}", c.id))
+    if len(scores) < 2:
+        res.status, res.reason = "dropped", f"only {len(scores)} candidate(s) with a score"
+        return None
+    # equal scores: the lower candidate index (stable, documented), as in pair_point
+    chosen = min(scores, key=lambda k: (-scores[k], k))
+    rejected = min(scores, key=lambda k: (scores[k], k))
+    margin = scores[chosen] - scores[rejected]
+    if chosen == rejected or not margin > cfg.margin:
+        res.status, res.reason = "dropped", f"score margin {margin:.4f} is not above {cfg.margin}"
+        return None
+    j_c = points[cands[chosen].id]
+    return dict(
+        _chosen=cands[chosen],
+        _rejected=cands[rejected],
+        chosen_score=scores[chosen],
+        rejected_score=scores[rejected],
+        margin=margin,
+        p_chosen_better=_p_from_distributions(j_c, points[cands[rejected].id]),
+        judgment=j_c,
+        provenance_extra=dict(points=len(scores)),
     )
 
 

@@ -188,6 +188,16 @@ def ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score 95% interval of a proportion k / n (sound at small n and at 0 or n)."""
+    if n <= 0:
+        return None
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def finish(
     counts: Counts,
     derived: dict[str, Callable[[Counts], float | None]] | None = None,
