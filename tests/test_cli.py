@@ -460,7 +460,7 @@ def test_protocols_overrides_missing_file(runner, tmp_path):
 # ------------------------------------------------------------------------------------ bench
 @pytest.mark.slow
 def test_bench_eval_json(runner):
-    res = invoke(runner, ["bench", "eval", "--json", "--small", "8", "--large", "24"])
+    res = invoke(runner, ["bench", "eval", "--json", "--small", "8", "--large", "24", "--batch-size", "4"])
     assert res.exit_code == 0, res.output
     r = parse_json(res.stdout)
     assert r["loop_pairs_per_s"] > 0 and r["ray_1_actor_pairs_per_s"] > 0
@@ -469,6 +469,7 @@ def test_bench_eval_json(runner):
     mem = r["driver_peak_rss_mb"]
     assert set(mem) == {"8", "24"} and all(v > 0 for v in mem.values())
     assert r["driver_memory_ratio"] == pytest.approx(mem["24"] / mem["8"])
+    assert r["setup"]["batch_size"] == 4
 
 
 @pytest.mark.slow

@@ -191,13 +191,14 @@ def eval_(
     small: int = typer.Option(100, help="pairs in the small copy (the driver's memory, beside the large one's)"),
     large: int = typer.Option(1000, help="pairs in the large copy (also the throughput comparison)"),
     size: str = typer.Option("nano", help="tiny judge size"),
+    batch_size: int = typer.Option(32, help="pairs per judge batch, in both the loop and the Ray run"),
 ) -> None:
     """Benchmark evaluation: Ray Data (1 judge actor) against an in-process loop, and the driver's
     peak memory for a small and a large GenAI-Bench-layout copy."""
     quiet_libraries()
     from .bench import bench_eval
 
-    r = bench_eval(n_small=small, n_large=large, size=size, log=progress_log(as_json))
+    r = bench_eval(n_small=small, n_large=large, size=size, batch_size=batch_size, log=progress_log(as_json))
     emit(
         r,
         as_json,

@@ -399,7 +399,7 @@ def _selectors(judge_dir: Path, world, curation: dict[str, Any], console) -> dic
     expected = []
     for row in rows:
         gts = [c.gt for c in row.candidates if c.gt is not None and not isinstance(c.source, Exception)]
-        if row.error is None and len(gts) >= 2:
+        if row.error is None and not isinstance(row.context, Exception) and len(gts) >= 2:
             better = sum(a > b for a in gts for b in gts)
             expected.append(better / (len(gts) * (len(gts) - 1)))
     out["random pair"] = dict(

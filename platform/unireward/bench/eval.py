@@ -35,7 +35,7 @@ def bench_eval(
     n_small: int = 100,
     n_large: int = 1000,
     size: str = "nano",
-    batch_size: int = 8,
+    batch_size: int = 32,
     log: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
     """(a) throughput: the large copy judged by a plain in-process loop (the same decode and stage

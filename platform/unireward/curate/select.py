@@ -420,24 +420,31 @@ def _select_pair_point(row, cands, plist, points, cfg, res) -> dict[str, Any] | 
     if not winners or not losers:
         res.status, res.reason = "dropped", "no decisive pair with scored candidates"
         return None
-    # best-scored winner, worst-scored loser; equal scores: the lower candidate index (stable, documented)
-    chosen = min(winners, key=lambda k: (-scores[k], k))
-    rejected = min(losers, key=lambda k: (scores[k], k))
+    # best-scored winner, worst-scored loser
+    return _best_against_worst(
+        cands, points, scores, winners, losers, cfg, res, dict(pairs=len(plist), decisive=len(winners))
+    )
+
+
+def _best_against_worst(cands, points, scores, best_of, worst_of, cfg, res, extra) -> dict[str, Any] | None:
+    """The best-scored of ``best_of`` against the worst-scored of ``worst_of`` (equal scores: the lower
+    candidate index, stable and documented), kept only above the margin."""
+    chosen = min(best_of, key=lambda k: (-scores[k], k))
+    rejected = min(worst_of, key=lambda k: (scores[k], k))
     margin = scores[chosen] - scores[rejected]
-    if not margin > cfg.margin:
+    if chosen == rejected or not margin > cfg.margin:
         res.status, res.reason = "dropped", f"score margin {margin:.4f} is not above {cfg.margin}"
         return None
     j_c = points[cands[chosen].id]
-    p_dist = _p_from_distributions(j_c, points[cands[rejected].id])
     return dict(
         _chosen=cands[chosen],
         _rejected=cands[rejected],
         chosen_score=scores[chosen],
         rejected_score=scores[rejected],
         margin=margin,
-        p_chosen_better=p_dist,
+        p_chosen_better=_p_from_distributions(j_c, points[cands[rejected].id]),
         judgment=j_c,
-        provenance_extra=dict(pairs=len(plist), decisive=len(winners)),
+        provenance_extra=extra,
     )
 
 
@@ -452,24 +459,7 @@ def _select_pointwise(row, cands, points, cfg, res) -> dict[str, Any] | None:
     if len(scores) < 2:
         res.status, res.reason = "dropped", f"only {len(scores)} candidate(s) with a score"
         return None
-    # equal scores: the lower candidate index (stable, documented), as in pair_point
-    chosen = min(scores, key=lambda k: (-scores[k], k))
-    rejected = min(scores, key=lambda k: (scores[k], k))
-    margin = scores[chosen] - scores[rejected]
-    if chosen == rejected or not margin > cfg.margin:
-        res.status, res.reason = "dropped", f"score margin {margin:.4f} is not above {cfg.margin}"
-        return None
-    j_c = points[cands[chosen].id]
-    return dict(
-        _chosen=cands[chosen],
-        _rejected=cands[rejected],
-        chosen_score=scores[chosen],
-        rejected_score=scores[rejected],
-        margin=margin,
-        p_chosen_better=_p_from_distributions(j_c, points[cands[rejected].id]),
-        judgment=j_c,
-        provenance_extra=dict(points=len(scores)),
-    )
+    return _best_against_worst(cands, points, scores, list(scores), list(scores), cfg, res, dict(points=len(scores)))
 
 
 def _p_from_distributions(a: Judgment, b: Judgment) -> float | None:
