@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Issue 19's measurements on a lent GPU machine (H100 or H200), in one device run of under 10 minutes.
+# The GPU measurements on a lent GPU machine (H100 or H200), in one device run of under 10 minutes.
 #
 # Here, once (PyPI access):
 #   python3 research/gpu_bench/pack_ray.py --python-version 3.12 --out .carry/ray-bundle.tar.xz
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .carry/whl typer==0.25.1 rich shellingham markdown-it-py mdurl pygments
 #   (the CLI's own needs beside the bundle; .carry/ is git-ignored)
-# Then the device tool: run(command="bash research/gpu_bench/run_issue19.sh", carry=[".carry"], timeout_s=590)
+# Then the device tool: run(command="bash research/gpu_bench/run_gpu_checks.sh", carry=[".carry"], timeout_s=590)
 # The JSON files come back from $OUT; copy them to docs/results/ and the figures to docs/BENCHMARKS.md.
 set -euo pipefail
-OUT=${OUT:-/tmp/issue19}
+OUT=${OUT:-/tmp/gpu_checks}
 mkdir -p /tmp/site "$OUT"
 tar -xJf .carry/ray-bundle.tar.xz -C /tmp/site
 if ls .carry/whl/*.whl >/dev/null 2>&1; then

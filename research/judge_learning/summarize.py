@@ -13,7 +13,7 @@ KEYS = [
     "video_understanding",
 ]
 out = {}
-for f in sorted(glob.glob("/work/exp18/research/issue18/[bc]-*.json")):
+for f in sorted(glob.glob("/work/exp18/research/judge_learning/[bc]-*.json")):
     h = json.load(open(f))
     if not h:
         continue
@@ -33,4 +33,4 @@ for f in sorted(glob.glob("/work/exp18/research/issue18/[bc]-*.json")):
             if k in r
         )
     )
-json.dump(out, open("/work/exp18/research/issue18/summary.json", "w"), indent=1)
+json.dump(out, open("/work/exp18/research/judge_learning/summary.json", "w"), indent=1)

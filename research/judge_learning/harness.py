@@ -1,4 +1,4 @@
-"""Issue 18 measurement harness: judge SFT in one process (the train_reward data plan, encoding and
+"""The judge-learning measurement harness: judge SFT in one process (the train_reward data plan, encoding and
 loss, without Ray Train / DeepSpeed), evaluated on a held-out world with the judge's logit method in
 both orders, per task and per deciding axis.
 

@@ -3,7 +3,7 @@ usage: run_b.py SIZE STEPS [LR] [TRAIN_PAIRS] [PROMPTS] [POINTS]"""
 
 import sys
 
-sys.path.insert(0, "/work/exp18/research/issue18")
+sys.path.insert(0, "/work/exp18/research/judge_learning")
 import harness as H
 
 from unireward.models.tiny import build_tiny_judge
@@ -13,7 +13,7 @@ lr = float(sys.argv[3]) if len(sys.argv) > 3 else 2e-3
 pairs = sys.argv[4] if len(sys.argv) > 4 else "all"
 prompts = int(sys.argv[5]) if len(sys.argv) > 5 else 48
 points = (sys.argv[6] if len(sys.argv) > 6 else "1") == "1"
-root = "/work/exp18/research/issue18/runs"
+root = "/work/exp18/research/judge_learning/runs"
 judge = f"{root}/judge-{size}"
 import os
 
@@ -31,7 +31,7 @@ H.train(
     ev,
     steps,
     lr=lr,
-    out=f"/work/exp18/research/issue18/{tag}.json",
+    out=f"/work/exp18/research/judge_learning/{tag}.json",
     eval_every=max(20, steps // 6),
     log=lambda m: print(m, flush=True),
 )
