@@ -254,7 +254,7 @@ def test_understanding_answers_empty_and_duplicated(endpoint, pools):
 
 
 @pytest.mark.slow
-def test_limits_auth_and_errors(endpoint, pools, world):
+def test_limits_auth_and_errors(endpoint, pools, world, tmp_path):
     prompt, paths = image_group(pools)
     cands = [uri(p) for p in paths]
     base = dict(task="image_generation", prompt=prompt)
@@ -267,30 +267,24 @@ def test_limits_auth_and_errors(endpoint, pools, world):
     assert post(endpoint, dict(base, candidates=cands[:2]), token="wrong").status_code == 401
     # a video of 5 frames cannot sit in a pair item of at most 8 images: null, the others scored
     vrow = pools["video_generation"][0]
-    videos = [[uri(p) for p in _frames(v["media"], 5)] for v in vrow["candidates"][:3]]
-    small = [[uri(p) for p in _frames(v["media"], 3)] for v in vrow["candidates"][:2]]
+    videos = [[uri(p) for p in _frames(v["media"], 5, tmp_path)] for v in vrow["candidates"][:3]]
+    small = [[uri(p) for p in _frames(v["media"], 3, tmp_path)] for v in vrow["candidates"][:2]]
     r = post(endpoint, dict(task="video_generation", prompt=vrow["prompt"], candidates=[videos[0], *small]))
     assert r.status_code == 200, r.text
     assert r.json()["rewards"][0] is None and "at most 8" in r.json()["details"]["candidates"][0]["reason"]
     assert r.json()["rewards"][1] is not None and r.json()["rewards"][2] is not None
 
 
-_FRAME_DIRS: dict = {}
-
-
-def _frames(video_path: str, n: int) -> list[str]:
-    """The first ``n`` frames of a video as PNG files."""
-    key = (video_path, n)
-    if key not in _FRAME_DIRS:
-        video = load_video(video_path)
-        out = Path(video_path).with_suffix(f".f{n}")
-        out.mkdir(exist_ok=True)
-        files = []
-        for k, f in enumerate(video.frames[:n]):
-            files.append(str(out / f"{k}.png"))
-            f.save(files[-1])
-        _FRAME_DIRS[key] = files
-    return _FRAME_DIRS[key]
+def _frames(video_path: str, n: int, folder: Path) -> list[str]:
+    """The first ``n`` frames of a video as PNG files under ``folder`` (never beside the video: the
+    world is shared by the whole test session)."""
+    out = folder / f"{Path(video_path).parent.name}-{Path(video_path).stem}.f{n}"
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, f in enumerate(load_video(video_path).frames[:n]):
+        files.append(str(out / f"{k}.png"))
+        f.save(files[-1])
+    return files
 
 
 @pytest.mark.slow
