@@ -1,9 +1,12 @@
 """B: the random-init tiny judge on the quality-axes world, the demo's recipe (single process).
 usage: run_b.py SIZE STEPS [LR] [TRAIN_PAIRS] [PROMPTS] [POINTS]"""
 
+import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, "/work/exp18/research/judge_learning")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import harness as H
 
 from unireward.models.tiny import build_tiny_judge
@@ -13,10 +16,8 @@ lr = float(sys.argv[3]) if len(sys.argv) > 3 else 2e-3
 pairs = sys.argv[4] if len(sys.argv) > 4 else "all"
 prompts = int(sys.argv[5]) if len(sys.argv) > 5 else 48
 points = (sys.argv[6] if len(sys.argv) > 6 else "1") == "1"
-root = "/work/exp18/research/judge_learning/runs"
+root = HERE / "runs"
 judge = f"{root}/judge-{size}"
-import os
-
 if not os.path.exists(f"{judge}/unireward_tiny.json"):
     build_tiny_judge(judge, size=size, seed=0)
 tw = H.world(f"{root}/train-{prompts}-{pairs}", prompts, 1000, pairs)
@@ -31,7 +32,7 @@ H.train(
     ev,
     steps,
     lr=lr,
-    out=f"/work/exp18/research/judge_learning/{tag}.json",
+    out=str(HERE / f"{tag}.json"),
     eval_every=max(20, steps // 6),
     log=lambda m: print(m, flush=True),
 )

@@ -3,8 +3,10 @@ usage: run_c.py BASE_DIR TAG MODE(logits|think) STEPS [LR] [PROMPTS] [PAIRS] [PO
 
 import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, "/work/exp18/research/judge_learning")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import harness as H
 
 base, tag, mode, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -13,7 +15,7 @@ prompts = int(sys.argv[6]) if len(sys.argv) > 6 else 48
 pairs = sys.argv[7] if len(sys.argv) > 7 else "all"
 points = (sys.argv[8] if len(sys.argv) > 8 else "1") == "1"
 eval_every = int(sys.argv[9]) if len(sys.argv) > 9 else max(20, steps // 4)
-root = "/work/exp18/research/judge_learning/runs"
+root = HERE / "runs"
 tw = H.world(f"{root}/trainR-{prompts}-{pairs}", prompts, 1000, pairs)
 ew = H.world(f"{root}/evalR-777", 40, 777)
 think = mode == "think"
@@ -27,7 +29,7 @@ H.train(
     ev,
     steps,
     lr=lr,
-    out=f"/work/exp18/research/judge_learning/c-{tag}.json",
+    out=str(HERE / f"c-{tag}.json"),
     eval_every=eval_every,
     log=lambda m: print(m, flush=True),
     method="generate" if think else "logits",

@@ -3,6 +3,9 @@
 import glob
 import json
 import os
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 KEYS = [
     "image_generation/quality",
@@ -13,7 +16,7 @@ KEYS = [
     "video_understanding",
 ]
 out = {}
-for f in sorted(glob.glob("/work/exp18/research/judge_learning/[bc]-*.json")):
+for f in sorted(glob.glob(str(HERE / "[bc]-*.json"))):
     h = json.load(open(f))
     if not h:
         continue
@@ -33,4 +36,4 @@ for f in sorted(glob.glob("/work/exp18/research/judge_learning/[bc]-*.json")):
             if k in r
         )
     )
-json.dump(out, open("/work/exp18/research/judge_learning/summary.json", "w"), indent=1)
+json.dump(out, open(HERE / "summary.json", "w"), indent=1)
