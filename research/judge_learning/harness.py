@@ -28,7 +28,8 @@ from unireward.judge.records import item_from_record
 from unireward.synth.world import TASKS, generate_world
 from unireward.train import sft
 from unireward.train.data import SFTExample
-from unireward.train.reward import build_plan, lr_lambda
+from unireward.train.reward import build_plan
+from unireward.train.runtime import lr_lambda
 
 GEN = ("image_generation", "video_generation")
 
