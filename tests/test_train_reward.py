@@ -185,6 +185,15 @@ def test_eval_metrics_per_deciding_axis():
     assert "eval/video_generation/mixed/acc_without_ties" not in m  # only a tie there
     assert m["eval/video_generation/acc_without_ties"] == pytest.approx(3 / 5)
 
+    # the driver's progress line names every axis under its task, not the task once per axis
+    from unireward.pipelines.train import _progress_line
+
+    line = _progress_line({"step": 40, "eval/mean_acc": 0.6, **m})
+    assert line.startswith("eval at step 40: mean pair acc 0.600 (video_generation 0.60 [")
+    for axis, acc in (("alignment", "0.50"), ("physics", "1.00"), ("style", "0.50"), ("quality", "0.67")):
+        assert f"{axis} {acc}" in line
+    assert line.count("video_generation") == 1
+
 
 # ------------------------------------------------------------------------------------ Ray Train runs
 def _records(run):

@@ -278,10 +278,18 @@ def _progress_line(r: dict[str, Any]) -> str | None:
             f"margin {r['eval/margin']:.4g}, loss {r['eval/loss']:.4f} ({int(r['eval/pairs'])} held-out pairs)"
         )
     if "eval/mean_acc" in r:
+        # eval/<task>/acc_without_ties, and eval/<task>/<axis>/acc_without_ties where items name the deciding axis
+        overall: dict[str, float] = {}
+        axes: dict[str, list[str]] = {}
+        for k, v in r.items():
+            if k.startswith("eval/") and k.endswith("/acc_without_ties"):
+                task, _, axis = k[len("eval/") : -len("/acc_without_ties")].partition("/")
+                if axis:
+                    axes.setdefault(task, []).append(f"{axis} {v:.2f}")
+                else:
+                    overall[task] = v
         accs = "  ".join(
-            f"{k.split('/')[1]} {v:.2f}"
-            for k, v in r.items()
-            if k.startswith("eval/") and k.endswith("/acc_without_ties")
+            f"{task} {v:.2f}" + (f" [{', '.join(axes[task])}]" if task in axes else "") for task, v in overall.items()
         )
         return f"eval at step {r['step']}: mean pair acc {r['eval/mean_acc']:.3f} ({accs})"
     return None
