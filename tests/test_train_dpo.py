@@ -16,6 +16,7 @@ from unireward.judge.records import read_items
 from unireward.models.tiny import build_tiny_t2i, build_tiny_t2v
 from unireward.synth.world import generate_world
 from unireward.train.diffusion import read_pairs, split_pairs
+from unireward.train.vlm_dpo import held_out_implicit_accuracy, train_and_held_out
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,31 @@ def _vlm_spec(model, path, tmp_path, name="vlm", **training):
     )
 
 
+def test_held_out_pairs_and_their_exact_implicit_accuracy(tiny_judge_dir, tmp_path):
+    """The held-out split is the prompt-seeded fraction of the training file, capped at
+    max_eval_pairs; a policy equal to its reference has margin 0 on every pair: none is counted as
+    preferred (a tie is not a win)."""
+    path = _trl_export(tmp_path, "image_understanding")
+    spec = parse_spec(
+        dict(
+            kind="dpo",
+            name="split",
+            policy="vlm",
+            model=str(tiny_judge_dir),
+            output=str(tmp_path / "runs"),
+            data=dict(train=[path], eval_fraction=0.5),
+        )
+    )
+    train, held = train_and_held_out(spec)
+    assert len(train) + len(held) == 8 and len(held) > 0
+    assert not set(train["prompt_id"]) & set(held["prompt_id"])
+    capped = spec.model_copy(update=dict(data=spec.data.model_copy(update=dict(max_eval_pairs=1))))
+    assert len(train_and_held_out(capped)[1]) == 1
+    same = held_out_implicit_accuracy(spec, str(tiny_judge_dir), device="cpu")
+    assert same["pairs"] == len(held) and same["correct"] == 0 and same["margin"] == 0.0
+    assert same["interval"][0] == 0.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["image_understanding", "video_understanding"])
 def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, tmp_path, task):
@@ -201,6 +227,9 @@ def test_vlm_dpo_with_trl_on_ray_train_and_deepspeed(ray_local, tiny_judge_dir, 
     summary = run_dpo(spec)
     assert summary["before"] is None  # ZeRO-2: the HF Trainer cannot evaluate before training (an event says so)
     assert summary["after"]["eval/implicit_acc"] > 0.5 and summary["after"]["eval/margin"] > 0
+    # each held-out pair counted once, outside TRL: the trained policy prefers the chosen answers
+    exact = held_out_implicit_accuracy(spec, summary["final"], device="cpu")
+    assert exact["pairs"] == 8 and exact["accuracy"] > 0.5 and exact["margin"] > 0
     model = AutoModelForImageTextToText.from_pretrained(summary["final"])
     base = AutoModelForImageTextToText.from_pretrained(str(tiny_judge_dir))
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))

@@ -448,7 +448,7 @@ def _align(
     from .io.media import MediaLimits
     from .judge.records import read_items
     from .pipelines.train import run_dpo
-    from .train.vlm_dpo import answer_accuracy
+    from .train.vlm_dpo import answer_accuracy, held_out_implicit_accuracy
 
     r = DEMO_DPO
     qa_world = work / "qa_world"
@@ -513,6 +513,8 @@ def _align(
         return dict(
             final=summary["final"],
             after=summary["after"],
+            # each held-out pair counted once (TRL's eval figure averages padded per-batch means)
+            implicit=held_out_implicit_accuracy(spec, summary["final"], device="cpu"),
             seconds=summary["seconds"],
             accuracy=accuracy(summary["final"]),
         )
@@ -526,7 +528,7 @@ def _align(
         "most likely; ground truth from the synthetic world)",
         box=box.SIMPLE_HEAD,
     )
-    for col in ("policy", *QA_TASKS, "held-out implicit acc"):
+    for col in ("policy", *QA_TASKS, "held-out implicit acc (k/n, 95%)"):
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=True)
     base = runs["before DPO"]["accuracy"]
     table.add_row("chance (uniform pick)", *[_f(base[t]["chance"]) for t in QA_TASKS], "")
@@ -534,7 +536,7 @@ def _align(
         table.add_row(
             name,
             *[_f(run["accuracy"][t]["accuracy"]) for t in QA_TASKS],
-            _f((run.get("after") or {}).get("eval/implicit_acc")),
+            _implicit(run.get("implicit")),
         )
     if n_judged < r["min_pairs"]:
         table.add_row("DPO on judge-curated pairs", f"{n_judged} pairs", "not run", "")
@@ -547,6 +549,14 @@ def _align(
         )
     console.print("  What these numbers mean, and why a tiny policy moves little: docs/alignment.md.")
     return dict(pairs=dict(judge_curated=n_judged, ground_truth=sum(f["rows"] for f in truth.values())), runs=runs)
+
+
+def _implicit(m: dict[str, Any] | None) -> str:
+    """Held-out implicit reward accuracy as k/n with its 95% interval ("-" before DPO or without held-out pairs)."""
+    if not m or not m.get("pairs"):
+        return "-"
+    lo, hi = m["interval"]
+    return f"{m['accuracy']:.2f} ({m['correct']}/{m['pairs']}, {lo:.2f}-{hi:.2f})"
 
 
 def _serve(judge_dir: Path, world, console, policy: Path, work: Path, seed: int) -> dict[str, Any]:

@@ -30,14 +30,32 @@ def _local(uri: str) -> str:
     return path
 
 
+def train_and_held_out(spec: Any) -> tuple[Any, Any]:
+    """The spec's training and held-out pairs as ``datasets`` tables: ``data.eval`` when given, else
+    the prompt-seeded ``eval_fraction`` of ``data.train``; at most ``max_eval_pairs`` held out."""
+    from datasets import concatenate_datasets, load_dataset
+
+    from .data import held_out
+
+    def read(uris):
+        return concatenate_datasets([load_dataset("parquet", data_files=_local(u))["train"] for u in uris])
+
+    data = read(spec.data.train)
+    if spec.data.eval:
+        train, held = data, read(spec.data.eval)
+    else:
+        flags = [held_out(p, spec.data.eval_fraction, spec.training.seed) for p in data["prompt_id"]]
+        train = data.select([i for i, f in enumerate(flags) if not f])
+        held = data.select([i for i, f in enumerate(flags) if f])
+    return train, held.select(range(min(len(held), spec.data.max_eval_pairs)))
+
+
 def vlm_dpo_loop(config: dict[str, Any]) -> None:
     import ray.train
-    from datasets import concatenate_datasets, load_dataset
     from transformers import AutoProcessor, TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     from ..config import DpoSpec
-    from .data import held_out
     from .runtime import MetricLog, deepspeed_config, worker_setup
 
     worker = worker_setup(config, DpoSpec)
@@ -46,15 +64,7 @@ def vlm_dpo_loop(config: dict[str, Any]) -> None:
     use_gpu = spec.resources.use_gpu
     log = MetricLog(config["run_dir"], rank, tag=spec.kind)
 
-    data = concatenate_datasets([load_dataset("parquet", data_files=_local(u))["train"] for u in spec.data.train])
-    if spec.data.eval:
-        train = data
-        held = concatenate_datasets([load_dataset("parquet", data_files=_local(u))["train"] for u in spec.data.eval])
-    else:
-        flags = [held_out(p, spec.data.eval_fraction, t.seed) for p in data["prompt_id"]]
-        train = data.select([i for i, f in enumerate(flags) if not f])
-        held = data.select([i for i, f in enumerate(flags) if f])
-    held = held.select(range(min(len(held), spec.data.max_eval_pairs)))
+    train, held = train_and_held_out(spec)
     processor = AutoProcessor.from_pretrained(spec.model)
     ip = getattr(processor, "image_processor", None)
     if ip is not None and hasattr(ip, "max_pixels"):  # cap pixels: long inputs are never truncated instead
@@ -262,3 +272,49 @@ def answer_accuracy(
         chance += sum(g == best for _, g in answers) / len(answers)
     n = len(keys) - len(errors)
     return dict(accuracy=right / n if n else None, questions=n, chance=chance / n if n else None, errors=errors)
+
+
+def held_out_implicit_accuracy(spec: Any, policy_dir: str, device: str | None = None) -> dict[str, Any]:
+    """The exact implicit reward accuracy of a trained policy on the spec's held-out pairs: the share
+    of pairs whose chosen answer gains more log-likelihood over the reference (``spec.model``) than
+    the rejected one, ``(log pi(c) - log ref(c)) - (log pi(r) - log ref(r)) > 0``, with summed
+    log-probabilities of each answer given the chat and its images as training encodes them.
+
+    TRL's ``eval_rewards/accuracies`` is the mean of per-batch means gathered from every worker,
+    and the last batch is padded with repeated pairs; this counts each held-out pair once. Returns
+    ``pairs``, ``correct``, ``accuracy``, its Wilson 95% ``interval`` and the mean ``margin`` (times beta)."""
+    import torch
+
+    from ..eval.core import wilson
+    from ..judge.model import RewardModel
+    from . import sft
+    from .data import SFTExample
+    from .losses import sequence_logps
+
+    _, held = train_and_held_out(spec)
+    if not len(held):
+        return dict(pairs=0, correct=0, accuracy=None, interval=None, margin=None)
+
+    def logps(model_dir: str) -> list[tuple[float, float]]:
+        rm = RewardModel(model_dir, device=device)
+        out = []
+        for row in held:
+            texts = [row[k][0]["content"][0]["text"] for k in ("chosen", "rejected")]
+            encs = [sft.encode(rm, SFTExample(row["prompt"], list(row["images"]), "image", t, "")) for t in texts]
+            batch = sft.collate(rm, encs)
+            with torch.no_grad():
+                inputs = {k: v for k, v in batch.items() if k != "labels"}
+                lp = sequence_logps(rm.model(**inputs).logits, batch["labels"]).tolist()
+            out.append((lp[0], lp[1]))
+        return out
+
+    margins = [(pc - rc) - (pr - rr) for (pc, pr), (rc, rr) in zip(logps(policy_dir), logps(spec.model))]
+    correct = sum(m > 0 for m in margins)
+    n = len(margins)
+    return dict(
+        pairs=n,
+        correct=correct,
+        accuracy=correct / n,
+        interval=wilson(correct, n),
+        margin=spec.beta * sum(margins) / n,
+    )
