@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 from ..io import storage
@@ -224,6 +225,21 @@ def export(base: str, checkpoint_dir: str, out: str, lora: bool) -> None:
         storage.copy_tree(tmp, out)
 
 
+def answer_logps(rm: Any, messages: list, images: list, answers: Sequence[str]) -> list[float]:
+    """Summed log-probabilities of each answer as the assistant turn after ``messages`` with
+    ``images``, encoded as training encodes them (one batch, no gradient)."""
+    import torch
+
+    from . import sft
+    from .data import SFTExample
+    from .losses import sequence_logps
+
+    batch = sft.collate(rm, [sft.encode(rm, SFTExample(messages, images, "image", a, "")) for a in answers])
+    with torch.no_grad():
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return sequence_logps(rm.model(**inputs).logits, batch["labels"]).tolist()
+
+
 def answer_accuracy(
     model_dir: str, items_uri: str, limits: Any = None, device: str | None = None, max_questions: int | None = None
 ) -> dict[str, Any]:
@@ -234,15 +250,10 @@ def answer_accuracy(
 
     Returns ``accuracy``, ``questions``, ``chance`` (expected accuracy of a uniform pick) and the
     ``errors`` (questions whose media failed, each with its reason; not counted)."""
-    import torch
-
     from ..curate.export import trl_prompt
     from ..io import media as media_io
     from ..judge.model import RewardModel
     from ..judge.records import read_items
-    from . import sft
-    from .data import SFTExample
-    from .losses import sequence_logps
 
     limits = limits or media_io.MediaLimits()
     rm = RewardModel(model_dir, device=device)
@@ -262,13 +273,9 @@ def answer_accuracy(
         except media_io.MediaError as e:
             errors.append(dict(question=prompt, context=str(context), reason=f"{e.code}: {e.reason}"))
             continue
-        encs = [sft.encode(rm, SFTExample(messages, visuals, "image", a, task)) for a, _ in answers]
-        batch = sft.collate(rm, encs)
-        with torch.no_grad():
-            inputs = {k: v for k, v in batch.items() if k != "labels"}
-            logps = sequence_logps(rm.model(**inputs).logits, batch["labels"])
+        logps = answer_logps(rm, messages, visuals, [a for a, _ in answers])
         best = max(g for _, g in answers)
-        right += int(answers[int(logps.argmax())][1] == best)
+        right += int(answers[logps.index(max(logps))][1] == best)
         chance += sum(g == best for _, g in answers) / len(answers)
     n = len(keys) - len(errors)
     return dict(accuracy=right / n if n else None, questions=n, chance=chance / n if n else None, errors=errors)
@@ -283,30 +290,22 @@ def held_out_implicit_accuracy(spec: Any, policy_dir: str, device: str | None = 
     TRL's ``eval_rewards/accuracies`` is the mean of per-batch means gathered from every worker,
     and the last batch is padded with repeated pairs; this counts each held-out pair once. Returns
     ``pairs``, ``correct``, ``accuracy``, its Wilson 95% ``interval`` and the mean ``margin`` (times beta)."""
-    import torch
-
     from ..eval.core import wilson
     from ..judge.model import RewardModel
-    from . import sft
-    from .data import SFTExample
-    from .losses import sequence_logps
 
     _, held = train_and_held_out(spec)
     if not len(held):
         return dict(pairs=0, correct=0, accuracy=None, interval=None, margin=None)
 
-    def logps(model_dir: str) -> list[tuple[float, float]]:
+    # (chat, images, [chosen, rejected]) read once, scored under the policy and the reference
+    pairs = [
+        (row["prompt"], list(row["images"]), [row[k][0]["content"][0]["text"] for k in ("chosen", "rejected")])
+        for row in held
+    ]
+
+    def logps(model_dir: str) -> list[list[float]]:
         rm = RewardModel(model_dir, device=device)
-        out = []
-        for row in held:
-            texts = [row[k][0]["content"][0]["text"] for k in ("chosen", "rejected")]
-            encs = [sft.encode(rm, SFTExample(row["prompt"], list(row["images"]), "image", t, "")) for t in texts]
-            batch = sft.collate(rm, encs)
-            with torch.no_grad():
-                inputs = {k: v for k, v in batch.items() if k != "labels"}
-                lp = sequence_logps(rm.model(**inputs).logits, batch["labels"]).tolist()
-            out.append((lp[0], lp[1]))
-        return out
+        return [answer_logps(rm, chat, images, answers) for chat, images, answers in pairs]
 
     margins = [(pc - rc) - (pr - rr) for (pc, pr), (rc, rr) in zip(logps(policy_dir), logps(spec.model))]
     correct = sum(m > 0 for m in margins)
